@@ -1,0 +1,2 @@
+//! The `llm-export` command line.
+fn main() {}
