@@ -4,4 +4,13 @@
 //! Data flows one way: sources -> tensor stream (dequantize, merge) -> writers -> sinks.
 #![deny(missing_docs)]
 
+pub mod error;
+pub mod export;
+pub mod formats;
+pub mod inspect;
+pub mod io;
+pub mod lora;
+pub mod model;
 pub mod quant;
+
+pub use error::{Error, Result};

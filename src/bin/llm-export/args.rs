@@ -1,0 +1,82 @@
+//! Command-line arguments as typed (clap), before validation into a plan.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Export fine-tuned LLMs (a PEFT LoRA adapter on a 16-bit or bitsandbytes 4-bit base) to merged
+/// checkpoints and other deployable formats, in one streaming pass with bounded memory.
+#[derive(Parser, Debug)]
+#[command(name = "llm-export", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Merge and convert a base model (+ adapter) into one or more outputs.
+    #[command(after_help = "\
+Outputs (--to, repeatable; one pass over the input serves them all):
+  lora           the adapter as normalized PEFT files, in <out>/lora/
+  merged_16bit   base + adapter merged in f32 and rounded once, in <out>/merged_16bit/
+  merged_4bit    merged, then re-quantized to bitsandbytes NF4 + double quant, in <out>/merged_4bit/
+
+Example:
+  llm-export export examples/tiny-llama --adapter examples/tiny-lora --to merged_16bit --to lora --out out/")]
+    Export(ExportArgs),
+    /// Summarize a model folder, an adapter folder or a .safetensors file.
+    Inspect(InspectArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Base model folder (config.json + safetensors; 16-bit or bitsandbytes 4-bit).
+    pub base: PathBuf,
+    /// PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors).
+    #[arg(long, short = 'a')]
+    pub adapter: Option<PathBuf>,
+    /// Output to produce; repeat for several (lora, merged_16bit, merged_4bit).
+    #[arg(long = "to", short = 't', required = true, value_name = "OUTPUT")]
+    pub outputs: Vec<String>,
+    /// Folder to write outputs into (created if missing).
+    #[arg(long, short = 'o')]
+    pub out: PathBuf,
+    /// dtype of merged_16bit: bf16 or f16 (default: the base model's dtype).
+    #[arg(long)]
+    pub dtype: Option<String>,
+    /// Largest safetensors shard, e.g. 5GB, 500MB, 2GiB.
+    #[arg(long, default_value = "5GB")]
+    pub max_shard_size: String,
+    /// Write non-finite merged values instead of stopping.
+    #[arg(long)]
+    pub allow_nonfinite: bool,
+    /// Replace outputs that already exist in --out.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long, short = 'j')]
+    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// A model folder, an adapter folder, or a .safetensors file.
+    pub path: PathBuf,
+    /// List every tensor.
+    #[arg(long)]
+    pub tensors: bool,
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+#[derive(Args, Debug, Clone, Copy)]
+pub struct ReportArgs {
+    /// Print one JSON document on stdout (for scripts); no progress bars.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// No progress bars or notes; errors only.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+}

@@ -1,0 +1,12 @@
+//! Exporting: a validated [`Plan`] of requested outputs, and the single pass that streams every
+//! tensor once through dequantization and merging into all output writers.
+
+pub mod hf_checkpoint;
+pub mod lora_output;
+pub mod plan;
+pub mod run;
+pub mod sharded;
+pub mod writer;
+
+pub use plan::{ExportOptions, OutputKind, Plan, StreamTensor};
+pub use run::{export, Event, Report};

@@ -1,0 +1,217 @@
+//! Summaries of model folders, adapter folders and single safetensors files, for `inspect`.
+
+use crate::error::{Error, Result};
+use crate::formats::safetensors::SafetensorsFile;
+use crate::io::InputDir;
+use crate::lora::config::TargetModules;
+use crate::lora::Adapter;
+use crate::model::{BaseModel, Storage};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// One tensor as listed by `inspect`.
+#[derive(Debug, Serialize)]
+pub struct TensorLine {
+    /// Name.
+    pub name: String,
+    /// Storage type (`BF16`, `NF4`, ...).
+    pub dtype: String,
+    /// Logical shape.
+    pub shape: Vec<usize>,
+}
+
+/// 4-bit quantization details of a base model.
+#[derive(Debug, Serialize)]
+pub struct Quantization {
+    /// `nf4` or `fp4`.
+    pub quant_type: String,
+    /// Elements per absmax block.
+    pub blocksize: usize,
+    /// Whether absmax is itself quantized.
+    pub double_quant: bool,
+    /// dtype the weights dequantize to.
+    pub dtype: String,
+    /// Number of 4-bit tensors.
+    pub tensors: usize,
+}
+
+/// A summary of a base model folder.
+#[derive(Debug, Serialize)]
+pub struct ModelSummary {
+    /// `architectures[0]` from config.json.
+    pub architecture: Option<String>,
+    /// `model_type`.
+    pub model_type: Option<String>,
+    /// Parameter count (4-bit weights by their logical shape).
+    pub parameters: u64,
+    /// dtype of unquantized weights.
+    pub dtype: String,
+    /// Number of tensors per storage type.
+    pub dtypes: BTreeMap<String, usize>,
+    /// 4-bit quantization, if any.
+    pub quantization: Option<Quantization>,
+    /// Every tensor.
+    pub tensors: Vec<TensorLine>,
+}
+
+/// A summary of an adapter folder.
+#[derive(Debug, Serialize)]
+pub struct AdapterSummary {
+    /// `base_model_name_or_path`.
+    pub base_model: Option<String>,
+    /// Default rank.
+    pub r: usize,
+    /// Distinct ranks found in the weights.
+    pub ranks: Vec<usize>,
+    /// Default alpha.
+    pub alpha: f64,
+    /// rsLoRA scaling.
+    pub rslora: bool,
+    /// DoRA.
+    pub dora: bool,
+    /// Target modules (list, or the regex).
+    pub target_modules: Vec<String>,
+    /// Fully trained modules.
+    pub modules_to_save: Vec<String>,
+    /// Base weights that get a LoRA delta.
+    pub lora_weights: usize,
+    /// Base weights replaced whole.
+    pub replaced_weights: usize,
+    /// Every tensor in the adapter file.
+    pub tensors: Vec<TensorLine>,
+}
+
+/// What `inspect` found.
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Summary {
+    /// A base model folder.
+    Model(ModelSummary),
+    /// A PEFT adapter folder.
+    Adapter(AdapterSummary),
+    /// A single safetensors file.
+    Safetensors {
+        /// Its tensors.
+        tensors: Vec<TensorLine>,
+        /// Its `__metadata__`.
+        metadata: BTreeMap<String, String>,
+    },
+}
+
+/// Summarizes a folder: an adapter if it has `adapter_config.json`, else a model.
+pub fn inspect_dir(dir: Arc<dyn InputDir>) -> Result<Summary> {
+    if dir.open("adapter_config.json")?.is_some() {
+        return Ok(Summary::Adapter(adapter_summary(&Adapter::open(dir)?)));
+    }
+    if dir.open("config.json")?.is_none() {
+        return Err(Error::missing(
+            format!("{}/config.json", dir.display()),
+            "inspect takes a model folder, an adapter folder, or a .safetensors file",
+        ));
+    }
+    Ok(Summary::Model(model_summary(&BaseModel::open(dir)?)))
+}
+
+/// Summarizes one safetensors file.
+pub fn inspect_safetensors(file: crate::io::InputFile) -> Result<Summary> {
+    let st = SafetensorsFile::open(file)?;
+    let tensors = st
+        .tensors
+        .iter()
+        .map(|t| TensorLine {
+            name: t.name.clone(),
+            dtype: format!("{:?}", t.dtype),
+            shape: t.shape.clone(),
+        })
+        .collect();
+    Ok(Summary::Safetensors {
+        tensors,
+        metadata: st.metadata,
+    })
+}
+
+fn model_summary(m: &BaseModel) -> ModelSummary {
+    let mut dtypes = BTreeMap::new();
+    let mut quantization: Option<Quantization> = None;
+    let tensors = m
+        .tensors
+        .iter()
+        .map(|t| {
+            let dtype = match &t.storage {
+                Storage::Dense(d) => format!("{:?}", d.raw.dtype),
+                Storage::Bnb4(q) => {
+                    let qz = quantization.get_or_insert_with(|| Quantization {
+                        quant_type: q.state.quant_type.clone(),
+                        blocksize: q.state.blocksize,
+                        double_quant: q.nested.is_some(),
+                        dtype: q.state.dtype.clone(),
+                        tensors: 0,
+                    });
+                    qz.tensors += 1;
+                    q.state.quant_type.to_ascii_uppercase()
+                }
+            };
+            *dtypes.entry(dtype.clone()).or_insert(0) += 1;
+            TensorLine {
+                name: t.name.clone(),
+                dtype,
+                shape: t.shape.clone(),
+            }
+        })
+        .collect();
+    ModelSummary {
+        architecture: m
+            .config
+            .raw
+            .get("architectures")
+            .and_then(|a| a.get(0))
+            .and_then(|a| a.as_str())
+            .map(str::to_string),
+        model_type: m.config.model_type().map(str::to_string),
+        parameters: m.parameter_count(),
+        dtype: m.dtype().torch_name().to_string(),
+        dtypes,
+        quantization,
+        tensors,
+    }
+}
+
+fn adapter_summary(a: &Adapter) -> AdapterSummary {
+    let c = &a.config;
+    let target_modules = match &c.target_modules {
+        Some(TargetModules::List(l)) => {
+            let mut l = l.clone();
+            l.sort();
+            l
+        }
+        Some(TargetModules::Regex(r)) => vec![r.clone()],
+        None => Vec::new(),
+    };
+    AdapterSummary {
+        base_model: c.base_model.clone(),
+        r: c.r,
+        ranks: a.ranks(),
+        alpha: c.alpha,
+        rslora: c.use_rslora,
+        dora: c.use_dora,
+        target_modules,
+        modules_to_save: c.modules_to_save.clone(),
+        lora_weights: a.entries.values().filter(|e| e.lora.is_some()).count(),
+        replaced_weights: a
+            .entries
+            .values()
+            .filter(|e| e.replacement.is_some())
+            .count(),
+        tensors: a
+            .weights
+            .tensors
+            .iter()
+            .map(|t| TensorLine {
+                name: t.name.clone(),
+                dtype: format!("{:?}", t.dtype),
+                shape: t.shape.clone(),
+            })
+            .collect(),
+    }
+}
