@@ -1,6 +1,7 @@
 //! Exporting: a validated [`Plan`] of requested outputs, and the single pass that streams every
 //! tensor once through dequantization and merging into all output writers.
 
+pub mod gguf_output;
 pub mod hf_checkpoint;
 pub mod lora_output;
 pub mod plan;

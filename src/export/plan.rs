@@ -2,6 +2,7 @@
 //! its source and LoRA delta. Everything that can be refused is refused here, before any output
 //! byte is written; nothing downstream re-validates.
 
+use super::gguf_output::{GgufPlan, GgufType};
 use crate::error::{Error, Result};
 use crate::lora::{Adapter, LoraPair};
 use crate::model::tensor::DenseTensor;
@@ -19,6 +20,8 @@ pub enum OutputKind {
     Merged16,
     /// The merged model re-quantized to bitsandbytes NF4 with double quantization.
     Merged4,
+    /// The merged model as a GGUF file of one type.
+    Gguf(GgufType),
 }
 
 impl OutputKind {
@@ -28,6 +31,7 @@ impl OutputKind {
             OutputKind::Lora => "lora",
             OutputKind::Merged16 => "merged_16bit",
             OutputKind::Merged4 => "merged_4bit",
+            OutputKind::Gguf(t) => t.cli_name(),
         }
     }
 }
@@ -35,12 +39,22 @@ impl OutputKind {
 impl FromStr for OutputKind {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+        let name = s.trim().to_ascii_lowercase().replace('-', "_");
+        if let Some(ty) = name.strip_prefix("gguf:") {
+            return GgufType::parse(ty).map(OutputKind::Gguf).ok_or_else(|| {
+                let types: Vec<&str> = GgufType::ALL.iter().map(|t| &t.cli_name()[5..]).collect();
+                Error::usage(format!(
+                    "unknown GGUF type `{ty}`; expected gguf:<type> with type one of: {}",
+                    types.join(", ")
+                ))
+            });
+        }
+        match name.as_str() {
             "lora" => Ok(OutputKind::Lora),
             "merged_16bit" => Ok(OutputKind::Merged16),
             "merged_4bit" | "merged_4bit_forced" => Ok(OutputKind::Merged4),
             _ => Err(Error::usage(format!(
-                "unknown output `{s}`; expected one of: lora, merged_16bit, merged_4bit"
+                "unknown output `{s}`; expected one of: lora, merged_16bit, merged_4bit, gguf:<type>"
             ))),
         }
     }
@@ -116,6 +130,8 @@ pub struct Plan {
     pub base_dtype: FloatType,
     /// Things the user should know (printed, and written into model cards).
     pub notes: Vec<String>,
+    /// Layouts and names of the GGUF outputs, when any is requested.
+    pub gguf: Option<GgufPlan>,
 }
 
 impl Plan {
@@ -146,7 +162,7 @@ impl Plan {
         let mut merged_config = base.config.clone();
         let mut tensors = Vec::with_capacity(base.tensors.len());
         let mut used = BTreeSet::new();
-        for t in &base.tensors {
+        for t in converter_order(&base.tensors) {
             let entry = adapter.and_then(|a| a.entries.get(&t.name).map(|e| (a, e)));
             if entry.is_some() {
                 used.insert(t.name.clone());
@@ -204,6 +220,30 @@ impl Plan {
                 ));
             }
         }
+        let gguf_types: Vec<GgufType> = outputs
+            .iter()
+            .filter_map(|o| match o {
+                OutputKind::Gguf(t) => Some(*t),
+                _ => None,
+            })
+            .collect();
+        let gguf = if gguf_types.is_empty() {
+            None
+        } else {
+            // Training may have changed the tokenizer; the adapter's then ships with the model.
+            let tokenizer_dir = match adapter {
+                Some(a) if a.dir.open("tokenizer_config.json")?.is_some() => a.dir.as_ref(),
+                _ => base.dir.as_ref(),
+            };
+            Some(GgufPlan::new(
+                base.dir.as_ref(),
+                tokenizer_dir,
+                &merged_config,
+                &tensors,
+                base.dtype(),
+                &gguf_types,
+            )?)
+        };
         Ok(Plan {
             outputs,
             options,
@@ -211,13 +251,46 @@ impl Plan {
             merged_config,
             base_dtype: base.dtype(),
             notes,
+            gguf,
         })
+    }
+
+    /// The names the outputs take at the top level of the output folder.
+    pub fn top_level_names(&self) -> Vec<String> {
+        self.outputs
+            .iter()
+            .map(|o| match (o, &self.gguf) {
+                (OutputKind::Gguf(t), Some(g)) => g.file_name(*t).unwrap_or(o.name()).to_string(),
+                _ => o.name().to_string(),
+            })
+            .collect()
     }
 
     /// dtype of the `merged_16bit` output.
     pub fn merged_dtype(&self) -> FloatType {
         self.options.dtype.unwrap_or(self.base_dtype)
     }
+}
+
+/// The order convert_hf_to_gguf reads a checkpoint in, which every output follows: shard by
+/// shard, by tensor name within a shard (offset order differs when a shard mixes dtypes).
+fn converter_order(tensors: &[ModelTensor]) -> impl Iterator<Item = &ModelTensor> {
+    let mut shards: Vec<&str> = Vec::new();
+    let mut keyed: Vec<(usize, &ModelTensor)> = tensors
+        .iter()
+        .map(|t| {
+            let shard = shards
+                .iter()
+                .position(|p| *p == t.path())
+                .unwrap_or_else(|| {
+                    shards.push(t.path());
+                    shards.len() - 1
+                });
+            (shard, t)
+        })
+        .collect();
+    keyed.sort_by(|a, b| (a.0, &a.1.name).cmp(&(b.0, &b.1.name)));
+    keyed.into_iter().map(|(_, t)| t)
 }
 
 fn unknown_module(a: &Adapter, name: &str) -> Error {

@@ -1,6 +1,7 @@
 //! The single pass: every tensor is read once, in row chunks, dequantized and merged in f32,
 //! checked, and handed to every writer; chunks run in parallel and are written in order.
 
+use super::gguf_output::GgufOutput;
 use super::hf_checkpoint::{Merged16Writer, Nf4Writer, SupportFiles};
 use super::lora_output::write_lora;
 use super::plan::{OutputKind, Plan, StreamTensor};
@@ -66,6 +67,14 @@ pub fn export(
                 writers.push(Box::new(Merged16Writer::new(out, plan, support())))
             }
             OutputKind::Merged4 => writers.push(Box::new(Nf4Writer::new(out, plan, support()))),
+            OutputKind::Gguf(ty) => writers.push(Box::new(GgufOutput::new(
+                out,
+                plan.gguf
+                    .as_ref()
+                    .expect("the plan lays out requested GGUF outputs"),
+                *ty,
+                plan.options.allow_nonfinite,
+            )?)),
         }
     }
     if !writers.is_empty() {

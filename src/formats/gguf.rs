@@ -1177,7 +1177,7 @@ mod tests {
         w.write(&[0u8; 20]).unwrap();
         assert!(w.finish().unwrap_err().to_string().contains("`b`"));
         let mut w = GgufWriter::new(Vec::new(), layout).unwrap();
-        assert!(w.write(&vec![0u8; 200]).is_err());
+        assert!(w.write(&[0u8; 200]).is_err());
     }
 
     #[test]

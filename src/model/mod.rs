@@ -1,6 +1,7 @@
 //! A model checkpoint folder: `config.json` plus safetensors shards (with or without an index),
 //! opened lazily as a list of [`ModelTensor`]s in checkpoint order.
 
+pub mod arch;
 pub mod bnb;
 pub mod config;
 pub mod tensor;

@@ -76,8 +76,7 @@ fn run_export(a: ExportArgs) -> Result<()> {
         .transpose()?;
     let plan = Plan::new(&base, adapter.as_ref(), options)?;
     let out = FsOutput::new(&a.out, a.overwrite)?;
-    let top_level: Vec<String> = plan.outputs.iter().map(|o| o.name().to_string()).collect();
-    out.check_free(&top_level)?;
+    out.check_free(&plan.top_level_names())?;
     let show = !a.report.json && !a.report.quiet;
     if show {
         for note in &plan.notes {
