@@ -1,6 +1,7 @@
 //! Summaries of model folders, adapter folders and single safetensors files, for `inspect`.
 
 use crate::error::{Error, Result};
+use crate::formats::gguf;
 use crate::formats::safetensors::SafetensorsFile;
 use crate::io::InputDir;
 use crate::lora::config::TargetModules;
@@ -97,6 +98,27 @@ pub enum Summary {
         /// Its `__metadata__`.
         metadata: BTreeMap<String, String>,
     },
+    /// A GGUF file.
+    Gguf {
+        /// Format version.
+        version: u32,
+        /// Metadata in file order; arrays are summarized as `[type; length]`.
+        metadata: Vec<MetadataLine>,
+        /// Tensors in file order, with ggml types and GGUF extents (innermost first).
+        tensors: Vec<TensorLine>,
+    },
+}
+
+/// One GGUF metadata entry as listed by `inspect`.
+#[derive(Debug, Serialize)]
+pub struct MetadataLine {
+    /// Key.
+    pub key: String,
+    /// Value type (`u32`, `str`, `arr`, ...).
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// The value as text.
+    pub value: String,
 }
 
 /// Summarizes a folder: an adapter if it has `adapter_config.json`, else a model.
@@ -111,6 +133,45 @@ pub fn inspect_dir(dir: Arc<dyn InputDir>) -> Result<Summary> {
         ));
     }
     Ok(Summary::Model(model_summary(&BaseModel::open(dir)?)))
+}
+
+/// Summarizes one file: GGUF when it starts with the GGUF magic, else safetensors.
+pub fn inspect_file(file: crate::io::InputFile) -> Result<Summary> {
+    let mut magic = [0u8; 4];
+    if file.data.len() >= 4 {
+        file.read_at(0, &mut magic)?;
+    }
+    if magic == gguf::MAGIC {
+        inspect_gguf(file)
+    } else {
+        inspect_safetensors(file)
+    }
+}
+
+/// Summarizes one GGUF file (header only).
+pub fn inspect_gguf(file: crate::io::InputFile) -> Result<Summary> {
+    let g = gguf::GgufFile::read(&file)?;
+    Ok(Summary::Gguf {
+        version: g.version,
+        metadata: g
+            .metadata
+            .iter()
+            .map(|e| MetadataLine {
+                key: e.key.clone(),
+                ty: e.value.value_type().name().into(),
+                value: e.value.to_string(),
+            })
+            .collect(),
+        tensors: g
+            .tensors
+            .iter()
+            .map(|t| TensorLine {
+                name: t.name.clone(),
+                dtype: t.ty.name().into(),
+                shape: t.ne.iter().map(|&d| d as usize).collect(),
+            })
+            .collect(),
+    })
 }
 
 /// Summarizes one safetensors file.

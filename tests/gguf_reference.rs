@@ -245,3 +245,101 @@ fn matches_convert_hf_to_gguf() {
         }
     }
 }
+
+/// A rank-4 LoRA on the q, v and down projections of both layers of the Qwen2.5 fixture
+/// (hidden 128, 2 KV heads of 32, intermediate 256), F32 as PEFT saves it.
+fn write_qwen2_adapter(dir: &Path) {
+    use common::{f32s, safetensors_bytes, values, T};
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("adapter_config.json"),
+        r#"{"peft_type":"LORA","r":4,"lora_alpha":8,"target_modules":["q_proj","v_proj","down_proj"],"base_model_name_or_path":"Qwen/Qwen2.5-0.5B-Instruct"}"#,
+    )
+    .unwrap();
+    let mut tensors = Vec::new();
+    let mut seed = 10;
+    for layer in 0..2 {
+        for (module, rows, cols) in [
+            ("self_attn.q_proj", 128, 128),
+            ("self_attn.v_proj", 64, 128),
+            ("mlp.down_proj", 128, 256),
+        ] {
+            let prefix = format!("base_model.model.model.layers.{layer}.{module}");
+            seed += 2;
+            tensors.push((
+                format!("{prefix}.lora_A.weight"),
+                vec![4, cols],
+                f32s(&values(4 * cols, seed, 0.2)),
+            ));
+            tensors.push((
+                format!("{prefix}.lora_B.weight"),
+                vec![rows, 4],
+                f32s(&values(rows * 4, seed + 1, 0.2)),
+            ));
+        }
+    }
+    let specs: Vec<T> = tensors
+        .iter()
+        .map(|(name, shape, data)| T(name, "F32", shape.clone(), data.clone()))
+        .collect();
+    std::fs::write(
+        dir.join("adapter_model.safetensors"),
+        safetensors_bytes(&specs),
+    )
+    .unwrap();
+}
+
+#[test]
+fn adapter_merge_equals_converting_the_merged_checkpoint() {
+    let case = "Qwen2.5-0.5B-Instruct";
+    let tmp = tempfile::tempdir().unwrap();
+    let adapter = tmp.path().join("adapter");
+    write_qwen2_adapter(&adapter);
+    let base = fixtures().join("models").join(case);
+    // One pass: the GGUF straight from base + adapter, and the merged bf16 checkpoint.
+    let first = tmp.path().join("first");
+    let published = run_export(
+        &base,
+        Some(&adapter),
+        vec![OutputKind::Gguf(GgufType::Bf16), OutputKind::Merged16],
+        Some(FloatType::Bf16),
+        &first,
+    );
+    let direct = published.iter().find(|p| p.ends_with(".gguf")).unwrap();
+    // The merged checkpoint converted on its own, from a folder of the same name (the name
+    // goes into general.name and the file name).
+    let merged = tmp.path().join("merged").join(case);
+    std::fs::create_dir_all(merged.parent().unwrap()).unwrap();
+    std::fs::rename(first.join("merged_16bit"), &merged).unwrap();
+    let second = tmp.path().join("second");
+    let published = run_export(
+        &merged,
+        None,
+        vec![OutputKind::Gguf(GgufType::Bf16)],
+        None,
+        &second,
+    );
+    let converted = &published[0];
+    assert_eq!(
+        Path::new(direct).file_name(),
+        Path::new(converted).file_name()
+    );
+    let (a, b) = (
+        std::fs::read(direct).unwrap(),
+        std::fs::read(converted).unwrap(),
+    );
+    assert!(
+        a == b,
+        "GGUF from base + adapter differs from GGUF of the merged checkpoint"
+    );
+    // And the adapter did change the weights.
+    let plain = tmp.path().join("plain");
+    let published = run_export(
+        &base,
+        None,
+        vec![OutputKind::Gguf(GgufType::Bf16)],
+        None,
+        &plain,
+    );
+    assert_ne!(std::fs::read(&published[0]).unwrap(), a);
+}

@@ -71,12 +71,43 @@ CHAT_TEMPLATE = (
 )
 
 
+# An Unsloth-style model card: gguf-py reads base model, datasets, license, tags and languages
+# from its front matter; the nested `model-index` and the block scalar must be skipped.
+UNSLOTH_CARD = """\
+---
+base_model: unsloth/Llama-3.2-1B-Instruct
+tags:
+- text-generation-inference
+- transformers
+- unsloth
+- llama
+- trl
+license: llama3.2
+language:
+- en
+datasets:
+- mlabonne/FineTome-100k
+pipeline_tag: text-generation
+widget_note: |
+  a block scalar
+  over two lines
+model-index:
+- name: tiny-llama
+  results: []
+---
+
+# Uploaded model
+
+- **Developed by:** someone
+"""
+
+
 def rope_factors(n: int, start: float, step: float) -> list[float]:
     return [round(start + step * i, 4) for i in range(n)]
 
 
 # Each case: folder name (general.name comes from it), config.json as the family publishes
-# it (scaled down), dtype of the weights, shards, generation_config.json.
+# it (scaled down), dtype of the weights, shards, generation_config.json, README.md.
 CASES: dict[str, dict] = {
     # Llama 3.2: tied embeddings, llama3 rope scaling (rope_freqs tensor), two shards.
     "Llama-3.2-1B-Instruct": {
@@ -115,6 +146,7 @@ CASES: dict[str, dict] = {
         },
         "dtype": "bfloat16",
         "max_shard_size": "600KB",
+        "readme": UNSLOTH_CARD,
         "generation_config": {
             "bos_token_id": 1,
             "do_sample": True,
@@ -191,7 +223,8 @@ CASES: dict[str, dict] = {
             "transformers_version": "4.37.0",
         },
     },
-    # Qwen3: q/k norms, explicit head_dim, integer rope_theta.
+    # Qwen3: q/k norms, explicit head_dim, integer rope_theta; an intermediate size that is not
+    # whole Q8_0 blocks, so q8_0 falls back to F16 for ffn_down.
     "Qwen3-0.6B": {
         "config": {
             "architectures": ["Qwen3ForCausalLM"],
@@ -203,7 +236,7 @@ CASES: dict[str, dict] = {
             "hidden_act": "silu",
             "hidden_size": 128,
             "initializer_range": 0.02,
-            "intermediate_size": 256,
+            "intermediate_size": 272,
             "max_position_embeddings": 40960,
             "max_window_layers": 28,
             "model_type": "qwen3",
@@ -224,9 +257,10 @@ CASES: dict[str, dict] = {
         "dtype": "bfloat16",
     },
     # Gemma 2: norms stored +1, soft-capping, sliding window; float16 weights (the +1 then
-    # happens in float16).
+    # happens in float16); `_name_or_path` names the model instead of the folder.
     "gemma-2-2b-it": {
         "config": {
+            "_name_or_path": "google/gemma-2-2b-it",
             "architectures": ["Gemma2ForCausalLM"],
             "attention_bias": False,
             "attention_dropout": 0.0,
@@ -440,6 +474,8 @@ def build_model(case: str, spec: dict, tok_dir: Path, dest: Path, seed: int) -> 
         gen_path.unlink()
     for f in tok_dir.iterdir():
         shutil.copy(f, dest / f.name)
+    if "readme" in spec:
+        (dest / "README.md").write_text(spec["readme"])
 
 
 def reference_logits(model_dir: Path) -> np.ndarray:

@@ -25,7 +25,7 @@ Outputs (--to, repeatable; one pass over the input serves them all):
 Example:
   llm-export export examples/tiny-llama --adapter examples/tiny-lora --to merged_16bit --to lora --out out/")]
     Export(ExportArgs),
-    /// Summarize a model folder, an adapter folder or a .safetensors file.
+    /// Summarize a model folder, an adapter folder, a .safetensors or a .gguf file.
     Inspect(InspectArgs),
 }
 
@@ -63,7 +63,7 @@ pub struct ExportArgs {
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// A model folder, an adapter folder, or a .safetensors file.
+    /// A model folder, an adapter folder, a .safetensors or a .gguf file.
     pub path: PathBuf,
     /// List every tensor.
     #[arg(long)]

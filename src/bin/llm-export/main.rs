@@ -8,7 +8,7 @@ use args::{Cli, Command, ExportArgs, InspectArgs};
 use clap::Parser;
 use llm_export::export::{export, ExportOptions, OutputKind, Plan};
 use llm_export::formats::hf_index::parse_size;
-use llm_export::inspect::{inspect_dir, inspect_safetensors};
+use llm_export::inspect::{inspect_dir, inspect_file};
 use llm_export::io::{FsDir, FsOutput, InputDir};
 use llm_export::lora::Adapter;
 use llm_export::model::{BaseModel, FloatType};
@@ -116,9 +116,9 @@ fn run_inspect(a: InspectArgs) -> Result<()> {
             .ok_or_else(|| Error::usage(format!("{} is not a file or folder", a.path.display())))?;
         let file = FsDir::open(parent)?.require(
             &name.to_string_lossy(),
-            "inspect takes a model folder, an adapter folder, or a .safetensors file",
+            "inspect takes a model folder, an adapter folder, a .safetensors or a .gguf file",
         )?;
-        inspect_safetensors(file)?
+        inspect_file(file)?
     };
     if a.report.json {
         println!(

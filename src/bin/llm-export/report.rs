@@ -98,6 +98,29 @@ pub fn describe(summary: &Summary, list_tensors: bool) -> String {
                 tensors(&mut out, lines);
             }
         }
+        Summary::Gguf {
+            version,
+            metadata,
+            tensors: lines,
+        } => {
+            let _ = writeln!(
+                out,
+                "gguf v{version}: {} tensors, {} metadata entries",
+                lines.len(),
+                metadata.len()
+            );
+            for m in metadata {
+                // Chat templates run to kilobytes; the JSON output has them whole.
+                let value: String = match m.value.char_indices().nth(96) {
+                    Some((cut, _)) => format!("{}...", &m.value[..cut]),
+                    None => m.value.clone(),
+                };
+                let _ = writeln!(out, "  {:<48} {:>4} {value}", m.key, m.ty);
+            }
+            if list_tensors {
+                tensors(&mut out, lines);
+            }
+        }
     }
     out
 }
