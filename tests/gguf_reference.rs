@@ -343,3 +343,60 @@ fn adapter_merge_equals_converting_the_merged_checkpoint() {
     );
     assert_ne!(std::fs::read(&published[0]).unwrap(), a);
 }
+
+#[test]
+#[ignore = "needs the NF4 dequantizer (crate::quant::bnb4, branch bnb4)"]
+fn four_bit_base_converts_like_its_dequantized_checkpoint() {
+    // The NF4 file mixes dtypes, so its data order is not its name order; GGUF tensors must
+    // still come in the converter's (name) order, as for the dequantized 16-bit checkpoint.
+    let case = "Qwen2.5-0.5B-Instruct-bnb-4bit";
+    let tmp = tempfile::tempdir().unwrap();
+    let first = tmp.path().join("first");
+    let published = run_export(
+        &fixtures().join("models").join(case),
+        None,
+        vec![OutputKind::Gguf(GgufType::Bf16), OutputKind::Merged16],
+        None,
+        &first,
+    );
+    let direct = published.iter().find(|p| p.ends_with(".gguf")).unwrap();
+    let merged = tmp.path().join("merged").join(case);
+    std::fs::create_dir_all(merged.parent().unwrap()).unwrap();
+    std::fs::rename(first.join("merged_16bit"), &merged).unwrap();
+    let published = run_export(
+        &merged,
+        None,
+        vec![OutputKind::Gguf(GgufType::Bf16)],
+        None,
+        &tmp.path().join("second"),
+    );
+    assert!(std::fs::read(direct).unwrap() == std::fs::read(&published[0]).unwrap());
+}
+
+#[test]
+fn inspect_reads_our_gguf() {
+    let tmp = tempfile::tempdir().unwrap();
+    let published = run_export(
+        &fixtures().join("models/Phi-3.5-mini-instruct"),
+        None,
+        vec![OutputKind::Gguf(GgufType::Q8_0)],
+        None,
+        tmp.path(),
+    );
+    let summary = llm_export::inspect::inspect_file(open_file(Path::new(&published[0]))).unwrap();
+    let llm_export::inspect::Summary::Gguf {
+        version,
+        metadata,
+        tensors,
+    } = summary
+    else {
+        panic!("not read as GGUF");
+    };
+    assert_eq!(version, 3);
+    assert!(metadata
+        .iter()
+        .any(|m| m.key == "general.architecture" && m.value == "\"phi3\""));
+    assert!(tensors
+        .iter()
+        .any(|t| t.name == "blk.0.attn_qkv.weight" && t.dtype == "Q8_0" && t.shape == [128, 384]));
+}

@@ -13,6 +13,9 @@ For every case below this script
      ne, offset in the data section, sha256 of its bytes);
   4. stores transformers' fp32 logits for fixed token ids, `refs/<case>.logits.npy`, for the
      llama.cpp check in tests/oracle/gguf_llama_cpp.py.
+It also saves the Qwen2.5 case quantized by bitsandbytes (NF4, double quantization) as
+`models/<case>-bnb-4bit/`: the converter cannot read 4-bit checkpoints, so that one is checked
+against our own conversion of its dequantized merged_16bit output instead.
 
 Run with the oracle venv (torch, transformers 5.23, sentencepiece, numpy):
     HF_HUB_OFFLINE=1 python tests/gen/gguf_fixtures.py [--llama-cpp DIR] [case ...]
@@ -478,6 +481,26 @@ def build_model(case: str, spec: dict, tok_dir: Path, dest: Path, seed: int) -> 
         (dest / "README.md").write_text(spec["readme"])
 
 
+BNB_CASE = "Qwen2.5-0.5B-Instruct"
+
+
+def build_bnb4(model_dir: Path, dest: Path) -> None:
+    """`model_dir` loaded 4-bit NF4 with double quantization and saved as transformers does."""
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    if dest.exists():
+        shutil.rmtree(dest)
+    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                               bnb_4bit_use_double_quant=True,
+                               bnb_4bit_compute_dtype=torch.bfloat16)
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), quantization_config=quant,
+                                                 dtype=torch.bfloat16, device_map="cpu")
+    model.save_pretrained(str(dest))
+    for name in ("tokenizer.model", "tokenizer_config.json", "generation_config.json"):
+        shutil.copy(model_dir / name, dest / name)
+
+
 def reference_logits(model_dir: Path) -> np.ndarray:
     import torch
     from transformers import AutoModelForCausalLM
@@ -631,6 +654,8 @@ def main() -> None:
                 (OUT / "refs" / f"{case}.{outtype}.json").write_text(
                     json.dumps(ref, indent=1) + "\n")
             print(f"{case}: ok", file=sys.stderr)
+            if case == BNB_CASE:
+                build_bnb4(model_dir, OUT / "models" / f"{case}-bnb-4bit")
 
 
 if __name__ == "__main__":
