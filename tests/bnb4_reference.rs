@@ -3,9 +3,10 @@
 
 use std::path::PathBuf;
 
+use llm_export::dtype::FloatType;
 use llm_export::quant::bnb4::{
     dequantize, dequantize_blockwise, double_quantize, dynamic_map, quantize, quantize_blockwise,
-    torch_mean, unnest_absmax, Bnb4Dtype, Bnb4Kind, QuantState, NESTED_BLOCKSIZE,
+    torch_mean, unnest_absmax, Bnb4Kind, QuantState, NESTED_BLOCKSIZE,
 };
 use safetensors::{Dtype, SafeTensors};
 use sha2::{Digest, Sha256};
@@ -142,7 +143,7 @@ fn four_bit_cases() {
     for name in &names {
         let m: CaseMeta = serde_json::from_str(&meta[name]).unwrap();
         let kind: Bnb4Kind = m.quant_type.parse().unwrap();
-        let dtype: Bnb4Dtype = m.dtype.parse().unwrap();
+        let dtype = FloatType::parse(&m.dtype).unwrap();
         let bs = m.blocksize;
         let input = f32s(&st, &format!("{name}.input"));
         let n = input.len();
@@ -367,7 +368,7 @@ fn transformers_checkpoints() {
             let state = QuantState::from_json_bytes(json).unwrap();
             assert_bytes(&format!("{file} {key}: JSON"), &state.to_json_bytes(), json);
             assert_eq!(state.quant_type, kind);
-            assert_eq!(state.dtype, Bnb4Dtype::BFloat16);
+            assert_eq!(state.dtype, FloatType::Bf16);
             assert_eq!(state.blocksize, 64);
             assert_eq!(state.nested.is_some(), nested);
             assert_eq!(

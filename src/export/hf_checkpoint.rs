@@ -10,7 +10,7 @@ use crate::formats::hf_index::assign_shards;
 use crate::formats::safetensors::{Dtype, TensorSpec};
 use crate::io::{InputDir, OutputDir};
 use crate::model::{FloatType, HfConfig, TOKENIZER_FILES};
-use crate::quant::bnb4::{self, Bnb4Kind, QuantState};
+use crate::quant::bnb4::{self, Bnb4Kind, QuantState, NESTED_BLOCKSIZE};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -18,8 +18,9 @@ use std::sync::Arc;
 
 /// Blocksize of the NF4 export, transformers' default.
 const NF4_BLOCKSIZE: usize = 64;
-/// Blocksize of the double quantization of absmax, bitsandbytes' fixed choice.
-const NESTED_BLOCKSIZE: usize = 256;
+/// torch's mean of a long absmax vector depends on its thread count; quantizing as one thread
+/// makes our output independent of the machine (it only matters above 2 M weights per tensor).
+const MEAN_THREADS: usize = 1;
 
 fn pt_metadata() -> BTreeMap<String, String> {
     [("format".to_string(), "pt".to_string())].into()
@@ -196,18 +197,12 @@ pub struct Nf4Writer<'o> {
     allow_nonfinite: bool,
     config: HfConfig,
     support: SupportFiles,
+    /// bitsandbytes' 8-bit dynamic map as x86-64 builds with FMA compute it.
+    nested_map: [f32; 256],
 }
 
 fn state_for(shape: &[usize], dtype: FloatType, offset: f32) -> QuantState {
-    QuantState {
-        quant_type: "nf4".into(),
-        blocksize: NF4_BLOCKSIZE,
-        dtype: dtype.torch_name().into(),
-        shape: shape.to_vec(),
-        nested_blocksize: Some(NESTED_BLOCKSIZE),
-        nested_dtype: Some("float32".into()),
-        nested_offset: Some(offset),
-    }
+    QuantState::new(Bnb4Kind::Nf4, NF4_BLOCKSIZE, dtype, shape.to_vec(), Some(offset))
 }
 
 /// The quant-state JSON length reserved in the header, before the double-quantization offset is
@@ -273,6 +268,7 @@ impl<'o> Nf4Writer<'o> {
             allow_nonfinite: plan.options.allow_nonfinite,
             config,
             support,
+            nested_map: bnb4::dynamic_map(true),
         }
     }
 }
@@ -318,13 +314,8 @@ impl Writer for Nf4Writer<'_> {
         let rounded: Vec<f32> = rows.iter().map(|&v| self.dtype.round(v)).collect();
         let mut codes = vec![0u8; rows.len().div_ceil(2)];
         let mut absmax = vec![0f32; rows.len().div_ceil(NF4_BLOCKSIZE)];
-        bnb4::quantize(
-            Bnb4Kind::Nf4,
-            &rounded,
-            NF4_BLOCKSIZE,
-            &mut codes,
-            &mut absmax,
-        );
+        bnb4::quantize(Bnb4Kind::Nf4, NF4_BLOCKSIZE, &rounded, &mut codes, &mut absmax)
+            .expect("chunks start on a block and buffers are sized for them");
         // Chunk layout: codes length (u64), codes, then the chunk's absmax for end_tensor.
         let mut chunk = (codes.len() as u64).to_le_bytes().to_vec();
         chunk.extend(codes);
@@ -355,13 +346,13 @@ impl Writer for Nf4Writer<'_> {
         }
         debug_assert_eq!(state.absmax.len(), state.numel.div_ceil(NF4_BLOCKSIZE));
         let absmax = std::mem::take(&mut state.absmax);
-        let dq = bnb4::double_quantize(&absmax, NESTED_BLOCKSIZE);
+        let dq = bnb4::double_quantize(&absmax, &self.nested_map, MEAN_THREADS);
         let mut json = state_for(&state.shape, self.dtype, dq.offset).to_json_bytes();
         json.resize(state.state_len, b' ');
         self.shards.write(&dq.codes)?;
-        self.shards.write(&f32_bytes(Bnb4Kind::Nf4.code_table()))?;
+        self.shards.write(&f32_bytes(Bnb4Kind::Nf4.code()))?;
         self.shards.write(&f32_bytes(&dq.nested_absmax))?;
-        self.shards.write(&f32_bytes(&bnb4::dynamic_map()))?;
+        self.shards.write(&f32_bytes(&self.nested_map))?;
         self.shards.write(&json)
     }
 

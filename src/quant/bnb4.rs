@@ -188,51 +188,6 @@ impl FromStr for Bnb4Kind {
     }
 }
 
-/// The floating-point type a 4-bit tensor dequantizes to (its original dtype).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Bnb4Dtype {
-    /// bfloat16.
-    BFloat16,
-    /// IEEE half.
-    Float16,
-    /// IEEE single.
-    Float32,
-}
-
-impl Bnb4Dtype {
-    /// The torch dtype name without `torch.`, as in the quant-state JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Bnb4Dtype::BFloat16 => "bfloat16",
-            Bnb4Dtype::Float16 => "float16",
-            Bnb4Dtype::Float32 => "float32",
-        }
-    }
-
-    /// Rounds an f32 to this dtype (round to nearest, ties to even) and widens it back.
-    #[inline]
-    pub fn round(self, x: f32) -> f32 {
-        match self {
-            Bnb4Dtype::BFloat16 => half::bf16::from_f32(x).to_f32(),
-            Bnb4Dtype::Float16 => half::f16::from_f32(x).to_f32(),
-            Bnb4Dtype::Float32 => x,
-        }
-    }
-}
-
-impl FromStr for Bnb4Dtype {
-    type Err = Bnb4Error;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "bfloat16" => Ok(Bnb4Dtype::BFloat16),
-            "float16" => Ok(Bnb4Dtype::Float16),
-            "float32" => Ok(Bnb4Dtype::Float32),
-            _ => Err(Bnb4Error::UnknownDtype(s.to_owned())),
-        }
-    }
-}
-
 /// Rejects block sizes `quantize_4bit` / `dequantize_4bit` refuse (all accepted ones are even, so
 /// blocks always start on a byte boundary).
 fn check_blocksize(blocksize: usize) -> Result<(), Bnb4Error> {
@@ -275,10 +230,6 @@ mod tests {
             "NF4".parse::<Bnb4Kind>(),
             Err(Bnb4Error::UnknownQuantType(s)) if s == "NF4"
         ));
-        for d in [Bnb4Dtype::BFloat16, Bnb4Dtype::Float16, Bnb4Dtype::Float32] {
-            assert_eq!(d.as_str().parse::<Bnb4Dtype>().unwrap(), d);
-        }
-        assert!("torch.bfloat16".parse::<Bnb4Dtype>().is_err());
     }
 
     #[test]
@@ -310,18 +261,5 @@ mod tests {
         assert_eq!(FP4_BOOK.quantize(1.0), 3);
         // A value exactly on a midpoint takes the lower code.
         assert_eq!(NF4_BOOK.quantize(NF4_BOOK.mids[10]), 10);
-    }
-
-    #[test]
-    fn rounding_is_nearest_even() {
-        // 1 + 2^-8 is halfway between two bf16 values; ties go to the even mantissa (1.0).
-        let tie = 1.0 + f32::EPSILON * 2f32.powi(15);
-        assert_eq!(Bnb4Dtype::BFloat16.round(tie), 1.0);
-        assert_eq!(
-            Bnb4Dtype::BFloat16.round(f32::from_bits(tie.to_bits() + 1)),
-            1.0078125
-        );
-        assert_eq!(Bnb4Dtype::Float16.round(1.0 + 2f32.powi(-11)), 1.0);
-        assert_eq!(Bnb4Dtype::Float32.round(0.1), 0.1);
     }
 }

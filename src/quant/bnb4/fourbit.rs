@@ -1,6 +1,7 @@
 //! 4-bit blockwise quantization (`quantize_4bit`) and dequantization (`dequantize_4bit`).
 
-use super::{check_blocksize, expect_at_least, expect_len, Bnb4Dtype, Bnb4Error, Bnb4Kind};
+use super::{check_blocksize, expect_at_least, expect_len, Bnb4Error, Bnb4Kind};
+use crate::dtype::FloatType;
 
 /// bnb clamps absmax to this before scaling so all-zero blocks do not divide by zero.
 const MIN_ABSMAX: f32 = 1e-38;
@@ -69,7 +70,7 @@ pub fn quantize(
 ///   subnormal products (|w| < 2^-126) to zero; we round them like every other path.
 pub fn dequantize(
     kind: Bnb4Kind,
-    dtype: Bnb4Dtype,
+    dtype: FloatType,
     blocksize: usize,
     start: usize,
     packed: &[u8],

@@ -2,7 +2,8 @@
 
 use serde::Deserialize;
 
-use super::{check_blocksize, Bnb4Dtype, Bnb4Error, Bnb4Kind, NESTED_BLOCKSIZE};
+use super::{check_blocksize, Bnb4Error, Bnb4Kind, NESTED_BLOCKSIZE};
+use crate::dtype::FloatType;
 
 /// The non-tensor part of a bnb 4-bit quant state (`QuantState.as_dict(packed=True)`).
 #[derive(Clone, Debug, PartialEq)]
@@ -12,7 +13,7 @@ pub struct QuantState {
     /// Elements per absmax block.
     pub blocksize: usize,
     /// The dtype the weight had and dequantizes to.
-    pub dtype: Bnb4Dtype,
+    pub dtype: FloatType,
     /// The weight's shape, e.g. `[out_features, in_features]`.
     pub shape: Vec<usize>,
     /// Present when the absmax vector is double-quantized (`compress_statistics=True`).
@@ -47,7 +48,7 @@ impl QuantState {
     pub fn new(
         quant_type: Bnb4Kind,
         blocksize: usize,
-        dtype: Bnb4Dtype,
+        dtype: FloatType,
         shape: Vec<usize>,
         offset: Option<f32>,
     ) -> Self {
@@ -68,7 +69,7 @@ impl QuantState {
         let raw: RawQuantState = serde_json::from_slice(bytes)?;
         let quant_type = raw.quant_type.parse()?;
         check_blocksize(raw.blocksize)?;
-        let dtype = raw.dtype.parse()?;
+        let dtype = FloatType::parse(&raw.dtype).ok_or_else(|| Bnb4Error::UnknownDtype(raw.dtype.clone()))?;
         let shape = raw
             .shape
             .ok_or_else(|| invalid("\"shape\" is null; the tensor shape is needed"))?;
@@ -113,7 +114,7 @@ impl QuantState {
             r#"{{"quant_type": "{}", "blocksize": {}, "dtype": "{}", "shape": [{}]"#,
             self.quant_type.as_str(),
             self.blocksize,
-            self.dtype.as_str(),
+            self.dtype.torch_name(),
             shape.join(", "),
         );
         if let Some(nested) = &self.nested {
@@ -236,7 +237,7 @@ mod tests {
         let state = QuantState::from_json_bytes(text).unwrap();
         assert_eq!(
             state,
-            QuantState::new(Bnb4Kind::Fp4, 128, Bnb4Dtype::Float16, vec![3, 100], None)
+            QuantState::new(Bnb4Kind::Fp4, 128, FloatType::F16, vec![3, 100], None)
         );
         assert_eq!(state.to_json_bytes(), text);
         assert_eq!(
