@@ -205,12 +205,11 @@ impl QuantBlock for BlockQ3K {
         let mut l = [0i8; QK_K];
         let mut scales = [0f32; QK_K / 16];
         let (mut max_scale, mut amax) = (0f32, 0f32);
-        for j in 0..QK_K / 16 {
-            scales[j] = make_q3_quants::<16>(4, group(x, j), group_mut(&mut l, j));
-            let scale = scales[j].abs();
-            if scale > amax {
-                amax = scale;
-                max_scale = scales[j];
+        for (j, s) in scales.iter_mut().enumerate() {
+            *s = make_q3_quants::<16>(4, group(x, j), group_mut(&mut l, j));
+            if s.abs() > amax {
+                amax = s.abs();
+                max_scale = *s;
             }
         }
 
@@ -462,9 +461,9 @@ impl QuantBlock for BlockQ6K {
         let mut l = [0i8; QK_K];
         let mut scales = [0f32; QK_K / 16];
         let (mut max_scale, mut max_abs_scale) = (0f32, 0f32);
-        for ib in 0..QK_K / 16 {
+        for (ib, s) in scales.iter_mut().enumerate() {
             let scale = make_qx_quants::<16>(32, group(x, ib), group_mut(&mut l, ib));
-            scales[ib] = scale;
+            *s = scale;
             if scale.abs() > max_abs_scale {
                 max_abs_scale = scale.abs();
                 max_scale = scale;

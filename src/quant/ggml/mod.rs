@@ -162,7 +162,7 @@ impl GgmlType {
     /// Bytes taken by `n` consecutive elements, or `None` when `n` is not a multiple of the
     /// block size (`ggml_row_size`).
     pub const fn row_bytes(self, n: usize) -> Option<usize> {
-        if n % self.block_size() == 0 {
+        if n.is_multiple_of(self.block_size()) {
             Some(n / self.block_size() * self.type_size())
         } else {
             None

@@ -23,7 +23,7 @@ pub(crate) fn nearest_int(f: f32) -> i32 {
 /// for blocks so small that their inverse scale overflows to infinity.
 #[inline(always)]
 pub(crate) fn c_float_to_int(f: f32) -> i32 {
-    if f >= -2_147_483_648.0 && f < 2_147_483_648.0 {
+    if (-2_147_483_648.0..2_147_483_648.0).contains(&f) {
         f as i32
     } else {
         i32::MIN
