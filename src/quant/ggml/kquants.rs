@@ -99,10 +99,12 @@ fn pack_2bit(l: &[u8; QK_K]) -> [u8; QK_K / 4] {
     })
 }
 
-/// The 2-bit code of element `e` in the [`pack_2bit`] layout.
-fn unpack_2bit(qs: &[u8; QK_K / 4], e: usize) -> u8 {
-    let (chunk, k, shift) = (e / 128, e % 32, (e % 128) / 32 * 2);
-    (qs[chunk * 32 + k] >> shift) & 3
+/// All 256 codes of the [`pack_2bit`] layout.
+fn unpack_2bit(qs: &[u8; QK_K / 4]) -> [u8; QK_K] {
+    std::array::from_fn(|e| {
+        let (chunk, k, shift) = (e / 128, e % 32, (e % 128) / 32 * 2);
+        (qs[chunk * 32 + k] >> shift) & 3
+    })
 }
 
 impl QuantBlock for BlockQ2K {
@@ -176,11 +178,17 @@ impl QuantBlock for BlockQ2K {
 
     fn dequantize(&self, y: &mut [f32]) {
         let (d, min) = (self.d.to_f32(), self.dmin.to_f32());
-        for (e, y) in y.iter_mut().enumerate() {
-            let sc = self.scales[e / 16];
+        let codes = unpack_2bit(&self.qs);
+        for ((y, c), &sc) in y
+            .chunks_exact_mut(16)
+            .zip(codes.chunks_exact(16))
+            .zip(&self.scales)
+        {
             let dl = d * f32::from(sc & 0xf);
             let ml = min * f32::from(sc >> 4);
-            *y = dl * f32::from(unpack_2bit(&self.qs, e)) - ml;
+            for (y, &c) in y.iter_mut().zip(c) {
+                *y = dl * f32::from(c) - ml;
+            }
         }
     }
 }
@@ -260,11 +268,19 @@ impl QuantBlock for BlockQ3K {
 
     fn dequantize(&self, y: &mut [f32]) {
         let d_all = self.d.to_f32();
-        for (e, y) in y.iter_mut().enumerate() {
-            let dl = d_all * f32::from(q3k_scale(&self.scales, e / 16));
-            let high = self.hmask[e % 32] & (1 << (e / 32)) != 0;
-            let q = i32::from(unpack_2bit(&self.qs, e)) - if high { 0 } else { 4 };
-            *y = dl * q as f32;
+        let codes = unpack_2bit(&self.qs);
+        for (g, (y, c)) in y
+            .chunks_exact_mut(16)
+            .zip(codes.chunks_exact(16))
+            .enumerate()
+        {
+            let dl = d_all * f32::from(q3k_scale(&self.scales, g));
+            // Element 16g + i has its high bit at bit (16g + i) / 32 of hmask[(16g + i) % 32].
+            let (bit, h0) = (g / 2, 16 * (g % 2));
+            for ((y, &c), &h) in y.iter_mut().zip(c).zip(&self.hmask[h0..h0 + 16]) {
+                let q = i32::from(c) - if (h >> bit) & 1 != 0 { 0 } else { 4 };
+                *y = dl * q as f32;
+            }
         }
     }
 }

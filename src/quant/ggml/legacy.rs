@@ -2,7 +2,7 @@
 //! `quantize_row_q*_ref` and `dequantize_row_q*` from llama.cpp `ggml-quants.c`
 //! (commit 0c1e57098bba), layouts from `ggml-common.h`.
 
-use super::search::c_float_to_int;
+use super::search::{c_float_to_int, c_roundf_to_int};
 use super::{impl_pod, F16Le, GgmlType, QuantBlock};
 
 /// Elements per legacy block (`QK4_0` = `QK4_1` = `QK5_0` = `QK5_1` = `QK8_0`).
@@ -243,10 +243,9 @@ impl QuantBlock for BlockQ8_0 {
         }
         let d = amax / 127.0;
         let id = inverse(d);
-        // `roundf` is half away from zero, like `f32::round`.
         BlockQ8_0 {
             d: F16Le::from_f32(d),
-            qs: x.map(|v| c_float_to_int((v * id).round()) as i8),
+            qs: x.map(|v| c_roundf_to_int(v * id) as i8),
         }
     }
 

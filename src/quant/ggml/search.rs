@@ -8,6 +8,11 @@
 /// Groups whose largest magnitude is below this are stored as all zeros (`GROUP_MAX_EPS`).
 pub(crate) const GROUP_MAX_EPS: f32 = 1e-15;
 
+/// Trial inverse scales evaluated side by side by the sweeps below. Each trial keeps its own
+/// accumulators, summed in the original element order, so results are unchanged; running
+/// several at once lets the compiler use SIMD lanes instead of waiting on one addition chain.
+const LANES: usize = 4;
+
 /// Round to nearest, ties to even, via the `1.5 * 2^23` bit trick of ggml's `nearest_int`.
 ///
 /// Valid for |f| <= 4194303; beyond that (only reachable with extreme inputs) the result is
@@ -27,6 +32,21 @@ pub(crate) fn c_float_to_int(f: f32) -> i32 {
         f as i32
     } else {
         i32::MIN
+    }
+}
+
+/// `(int)roundf(f)` as x86-64 executes it: round half away from zero, then
+/// [`c_float_to_int`]. Done without a libm call so that it vectorizes.
+#[inline(always)]
+pub(crate) fn c_roundf_to_int(f: f32) -> i32 {
+    // From 2^23 on every float is an integer (and NaN/inf fail the test): nothing to round.
+    if f.abs() < 8_388_608.0 {
+        let t = f as i32;
+        // Exact: the fractional part of a float is representable.
+        let frac = f - t as f32;
+        t + i32::from(frac >= 0.5) - i32::from(frac <= -0.5)
+    } else {
+        c_float_to_int(f)
     }
 }
 
@@ -54,30 +74,48 @@ pub(crate) fn make_qx_quants<const N: usize>(nmax: i32, x: &[f32; N], l: &mut [i
         return 0.0;
     }
     let nmaxf = nmax as f32;
-    // Weighted sums for one inverse scale; the codes go to `out`.
-    let sums = |iscale: f32, out: &mut [i8; N]| {
-        let (mut sumlx, mut suml2) = (0.0f32, 0.0f32);
-        for (&xi, o) in x.iter().zip(out.iter_mut()) {
-            let q = nearest_int(iscale * xi).clamp(-nmax, nmax - 1);
-            *o = (q + nmax) as i8;
-            let w = xi * xi;
-            let qf = q as f32;
-            sumlx += w * xi * qf;
-            suml2 += w * qf * qf;
-        }
-        (sumlx, suml2)
-    };
-    let (sumlx, suml2) = sums(-nmaxf / max, l);
+    let iscale = -nmaxf / max;
+    let (mut sumlx, mut suml2) = (0.0f32, 0.0f32);
+    for (&xi, li) in x.iter().zip(l.iter_mut()) {
+        let q = nearest_int(iscale * xi).clamp(-nmax, nmax - 1);
+        *li = (q + nmax) as i8;
+        let w = xi * xi;
+        sumlx += w * xi * q as f32;
+        suml2 += w * q as f32 * q as f32;
+    }
     let mut scale = if suml2 != 0.0 { sumlx / suml2 } else { 0.0 };
     let mut best = scale * sumlx;
-    let mut cand = [0i8; N];
-    for is in (-9..=9).filter(|&is| is != 0) {
-        let iscale = -(nmaxf + 0.1f32 * is as f32) / max;
-        let (sumlx, suml2) = sums(iscale, &mut cand);
-        if suml2 > 0.0 && sumlx * sumlx > best * suml2 {
-            *l = cand;
-            scale = sumlx / suml2;
-            best = scale * sumlx;
+
+    // The 18 refinements are independent until the in-order "better than best" test.
+    const STEPS: [i32; 18] = [
+        -9, -8, -7, -6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6, 7, 8, 9,
+    ];
+    let mut cand = [[0i8; LANES]; N];
+    for steps in STEPS.chunks(LANES) {
+        // Lanes past the end of the last chunk repeat a step and are ignored.
+        let iscale: [f32; LANES] = std::array::from_fn(|k| {
+            let is = steps.get(k).copied().unwrap_or(steps[0]);
+            -(nmaxf + 0.1f32 * is as f32) / max
+        });
+        let (mut sumlx, mut suml2) = ([0f32; LANES], [0f32; LANES]);
+        for (&xi, c) in x.iter().zip(cand.iter_mut()) {
+            let w = xi * xi;
+            for k in 0..LANES {
+                let q = nearest_int(iscale[k] * xi).clamp(-nmax, nmax - 1);
+                c[k] = (q + nmax) as i8;
+                let qf = q as f32;
+                sumlx[k] += w * xi * qf;
+                suml2[k] += w * qf * qf;
+            }
+        }
+        for k in 0..steps.len() {
+            if suml2[k] > 0.0 && sumlx[k] * sumlx[k] > best * suml2[k] {
+                for (li, c) in l.iter_mut().zip(cand.iter()) {
+                    *li = c[k];
+                }
+                scale = sumlx[k] / suml2[k];
+                best = scale * sumlx[k];
+            }
         }
     }
     scale
@@ -154,12 +192,32 @@ pub(crate) struct Qkx2Search {
 /// `make_qkx2_quants`: asymmetric quantization `x ≈ scale·L - the_min` with codes in
 /// `[0, nmax]`, picking the weighted least-squares scale/min over a sweep of inverse scales.
 /// Writes the codes into `l` and returns `(scale, the_min)`.
+///
+/// A trial depends on the earlier ones through `min`, which changes when a trial is accepted.
+/// So [`LANES`] trials are computed speculatively with the current `min` and then judged in
+/// order; after an acceptance the remaining lanes are discarded and the sweep resumes from the
+/// next trial with the new `min`, exactly as the sequential loop would.
 pub(crate) fn make_qkx2_quants<const N: usize>(
     p: &Qkx2Search,
     x: &[f32; N],
     weights: &[f32; N],
     l: &mut [u8; N],
 ) -> (f32, f32) {
+    if p.use_mad {
+        qkx2::<N, true>(p, x, weights, l)
+    } else {
+        qkx2::<N, false>(p, x, weights, l)
+    }
+}
+
+#[inline(always)]
+fn qkx2<const N: usize, const MAD: bool>(
+    p: &Qkx2Search,
+    x: &[f32; N],
+    weights: &[f32; N],
+    l: &mut [u8; N],
+) -> (f32, f32) {
+    let err = |diff: f32| if MAD { diff.abs() } else { diff * diff };
     let mut min = x[0];
     let mut max = x[0];
     let mut sum_w = weights[0];
@@ -182,7 +240,6 @@ pub(crate) fn make_qkx2_quants<const N: usize>(
         return (0.0, -min);
     }
     let nmaxf = p.nmax as f32;
-    let err = |diff: f32| if p.use_mad { diff.abs() } else { diff * diff };
 
     let iscale = nmaxf / (max - min);
     let mut scale = 1.0 / iscale;
@@ -195,37 +252,58 @@ pub(crate) fn make_qkx2_quants<const N: usize>(
     if p.nstep < 1 {
         return (scale, -min);
     }
-    let mut laux = [0u8; N];
-    for is in 0..=p.nstep {
-        let iscale = (p.rmin + p.rdelta * is as f32 + nmaxf) / (max - min);
-        let (mut sum_l, mut sum_l2, mut sum_xl) = (0.0f32, 0.0f32, 0.0f32);
+
+    let mut laux = [[0u8; LANES]; N];
+    let mut first = 0;
+    while first <= p.nstep {
+        let (x_min, range) = (min, max - min);
+        let iscale: [f32; LANES] = std::array::from_fn(|k| {
+            (p.rmin + p.rdelta * (first + k as i32) as f32 + nmaxf) / range
+        });
+        let (mut sum_l, mut sum_l2, mut sum_xl) = ([0f32; LANES], [0f32; LANES], [0f32; LANES]);
         for ((&xi, &w), la) in x.iter().zip(weights).zip(laux.iter_mut()) {
-            let q = nearest_int(iscale * (xi - min)).clamp(0, p.nmax);
-            *la = q as u8;
-            let qf = q as f32;
-            sum_l += w * qf;
-            sum_l2 += w * qf * qf;
-            sum_xl += w * qf * xi;
-        }
-        let d = sum_w * sum_l2 - sum_l * sum_l;
-        if d > 0.0 {
-            let mut this_scale = (sum_w * sum_xl - sum_x * sum_l) / d;
-            let mut this_min = (sum_l2 * sum_x - sum_l * sum_xl) / d;
-            if this_min > 0.0 {
-                this_min = 0.0;
-                this_scale = sum_xl / sum_l2;
-            }
-            let mut cur_error = 0.0f32;
-            for ((&xi, &w), &la) in x.iter().zip(weights).zip(laux.iter()) {
-                cur_error += w * err(this_scale * f32::from(la) + this_min - xi);
-            }
-            if cur_error < best_error {
-                *l = laux;
-                best_error = cur_error;
-                scale = this_scale;
-                min = this_min;
+            for k in 0..LANES {
+                let q = nearest_int(iscale[k] * (xi - x_min)).clamp(0, p.nmax);
+                la[k] = q as u8;
+                let qf = q as f32;
+                sum_l[k] += w * qf;
+                sum_l2[k] += w * qf * qf;
+                sum_xl[k] += w * qf * xi;
             }
         }
+        let d: [f32; LANES] = std::array::from_fn(|k| sum_w * sum_l2[k] - sum_l[k] * sum_l[k]);
+        let mut this_scale: [f32; LANES] =
+            std::array::from_fn(|k| (sum_w * sum_xl[k] - sum_x * sum_l[k]) / d[k]);
+        let mut this_min: [f32; LANES] =
+            std::array::from_fn(|k| (sum_l2[k] * sum_x - sum_l[k] * sum_xl[k]) / d[k]);
+        for k in 0..LANES {
+            if this_min[k] > 0.0 {
+                this_min[k] = 0.0;
+                this_scale[k] = sum_xl[k] / sum_l2[k];
+            }
+        }
+        // Only meaningful where d > 0; other lanes are computed and ignored.
+        let mut cur_error = [0f32; LANES];
+        for ((&xi, &w), la) in x.iter().zip(weights).zip(laux.iter()) {
+            for k in 0..LANES {
+                cur_error[k] += w * err(this_scale[k] * f32::from(la[k]) + this_min[k] - xi);
+            }
+        }
+        let mut next = first + LANES as i32;
+        for k in 0..LANES {
+            let trial = first + k as i32;
+            if trial <= p.nstep && d[k] > 0.0 && cur_error[k] < best_error {
+                for (li, la) in l.iter_mut().zip(laux.iter()) {
+                    *li = la[k];
+                }
+                best_error = cur_error[k];
+                scale = this_scale[k];
+                min = this_min[k];
+                next = trial + 1;
+                break;
+            }
+        }
+        first = next;
     }
     (scale, -min)
 }
@@ -260,6 +338,22 @@ mod tests {
         assert_eq!(c_float_to_int(f32::INFINITY), i32::MIN);
         assert_eq!(c_float_to_int(f32::NAN), i32::MIN);
         assert_eq!(c_float_to_int(3e9), i32::MIN);
+        for (f, want) in [
+            (0.5, 1),
+            (-0.5, -1),
+            (1.5, 2),
+            (2.5, 3),
+            (-2.5, -3),
+            (0.49999997, 0),
+            (-126.49999, -126),
+            (8388609.0, 8388609),
+            (f32::INFINITY, i32::MIN),
+        ] {
+            assert_eq!(c_roundf_to_int(f), want, "{f}");
+            if f.is_finite() {
+                assert_eq!(c_roundf_to_int(f), f.round() as i32, "{f}");
+            }
+        }
     }
 
     #[test]
