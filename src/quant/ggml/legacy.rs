@@ -2,7 +2,7 @@
 //! `quantize_row_q*_ref` and `dequantize_row_q*` from llama.cpp `ggml-quants.c`
 //! (commit 0c1e57098bba), layouts from `ggml-common.h`.
 
-use super::search::{c_float_to_int, c_roundf_to_int};
+use super::search::{c_float_to_int, c_roundf_to_int, signed_absmax};
 use super::{impl_pod, F16Le, GgmlType, QuantBlock};
 
 /// Elements per legacy block (`QK4_0` = `QK4_1` = `QK5_0` = `QK5_1` = `QK8_0`).
@@ -65,18 +65,6 @@ fn as_block(x: &[f32]) -> &[f32; QK] {
     x.try_into().expect("legacy block holds 32 values")
 }
 
-/// The element with the largest magnitude (first on ties), signed.
-fn signed_absmax(x: &[f32; QK]) -> f32 {
-    let (mut amax, mut max) = (0.0f32, 0.0f32);
-    for &v in x {
-        if amax < v.abs() {
-            amax = v.abs();
-            max = v;
-        }
-    }
-    max
-}
-
 /// Smallest and largest element, starting from ±FLT_MAX as the C code does.
 fn min_max(x: &[f32; QK]) -> (f32, f32) {
     let (mut min, mut max) = (f32::MAX, -f32::MAX);
@@ -133,7 +121,7 @@ impl QuantBlock for BlockQ4_0 {
 
     fn quantize(x: &[f32]) -> Self {
         let x = as_block(x);
-        let d = signed_absmax(x) / -8.0;
+        let d = signed_absmax(x).0 / -8.0;
         let id = inverse(d);
         // `MIN(15, (int8_t)(x*id + 8.5f))`, stored into a uint8_t.
         let q = x.map(|v| (c_float_to_int(v * id + 8.5) as i8).min(15) as u8);
@@ -182,7 +170,7 @@ impl QuantBlock for BlockQ5_0 {
 
     fn quantize(x: &[f32]) -> Self {
         let x = as_block(x);
-        let d = signed_absmax(x) / -16.0;
+        let d = signed_absmax(x).0 / -16.0;
         let id = inverse(d);
         let q = x.map(|v| (c_float_to_int(v * id + 16.5) as i8).min(31) as u8);
         let (qs, qh) = pack_q5(&q);

@@ -386,6 +386,25 @@ mod tests {
     }
 
     #[test]
+    fn block_traits_agree_with_types() {
+        fn check<B: QuantBlock>() {
+            assert_eq!(B::TYPE.block_size(), B::ELEMS, "{}", B::TYPE);
+            assert_eq!(B::TYPE.type_size(), size_of::<B>(), "{}", B::TYPE);
+            assert_eq!(align_of::<B>(), 1, "{}", B::TYPE);
+        }
+        check::<BlockQ4_0>();
+        check::<BlockQ4_1>();
+        check::<BlockQ5_0>();
+        check::<BlockQ5_1>();
+        check::<BlockQ8_0>();
+        check::<BlockQ2K>();
+        check::<BlockQ3K>();
+        check::<BlockQ4K>();
+        check::<BlockQ5K>();
+        check::<BlockQ6K>();
+    }
+
+    #[test]
     fn float_conversions_follow_ggml() {
         // bf16: ties to even, NaN quieted.
         assert_eq!(f32_to_bf16_bits(f32::from_bits(0x3f80_8000)), 0x3f80);

@@ -1,6 +1,7 @@
-//! Scale searches shared by the k-quants: ports of `nearest_int`, `make_qx_quants`,
-//! `make_q3_quants` and `make_qkx2_quants` from llama.cpp `ggml-quants.c` (commit 0c1e57098bba),
-//! restricted to the argument combinations the reference quantizers use.
+//! Numeric helpers shared by the quantizers: C's float-to-int conversions, and the k-quant scale
+//! searches ported from llama.cpp `ggml-quants.c` (commit 0c1e57098bba): `nearest_int`,
+//! `make_qx_quants`, `make_q3_quants` and `make_qkx2_quants`, restricted to the argument
+//! combinations the reference quantizers use.
 //!
 //! Operation order, `f32` literals and int/float conversions follow the C code exactly;
 //! reordering a sum or fusing a multiply-add would change the chosen scales.
@@ -52,7 +53,7 @@ pub(crate) fn c_roundf_to_int(f: f32) -> i32 {
 
 /// Largest-magnitude element (the first one on ties) and its magnitude.
 #[inline(always)]
-fn signed_absmax(x: &[f32]) -> (f32, f32) {
+pub(crate) fn signed_absmax(x: &[f32]) -> (f32, f32) {
     let (mut max, mut amax) = (0.0f32, 0.0f32);
     for &v in x {
         let ax = v.abs();
