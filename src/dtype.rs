@@ -69,7 +69,10 @@ mod tests {
         // 1 + 2^-8 is halfway between two bf16 values; ties go to the even mantissa (1.0).
         let tie = 1.0 + f32::EPSILON * 2f32.powi(15);
         assert_eq!(FloatType::Bf16.round(tie), 1.0);
-        assert_eq!(FloatType::Bf16.round(f32::from_bits(tie.to_bits() + 1)), 1.0078125);
+        assert_eq!(
+            FloatType::Bf16.round(f32::from_bits(tie.to_bits() + 1)),
+            1.0078125
+        );
         assert_eq!(FloatType::F16.round(1.0 + 2f32.powi(-11)), 1.0);
         assert_eq!(FloatType::F32.round(0.1), 0.1);
     }

@@ -202,7 +202,13 @@ pub struct Nf4Writer<'o> {
 }
 
 fn state_for(shape: &[usize], dtype: FloatType, offset: f32) -> QuantState {
-    QuantState::new(Bnb4Kind::Nf4, NF4_BLOCKSIZE, dtype, shape.to_vec(), Some(offset))
+    QuantState::new(
+        Bnb4Kind::Nf4,
+        NF4_BLOCKSIZE,
+        dtype,
+        shape.to_vec(),
+        Some(offset),
+    )
 }
 
 /// The quant-state JSON length reserved in the header, before the double-quantization offset is
@@ -314,8 +320,14 @@ impl Writer for Nf4Writer<'_> {
         let rounded: Vec<f32> = rows.iter().map(|&v| self.dtype.round(v)).collect();
         let mut codes = vec![0u8; rows.len().div_ceil(2)];
         let mut absmax = vec![0f32; rows.len().div_ceil(NF4_BLOCKSIZE)];
-        bnb4::quantize(Bnb4Kind::Nf4, NF4_BLOCKSIZE, &rounded, &mut codes, &mut absmax)
-            .expect("chunks start on a block and buffers are sized for them");
+        bnb4::quantize(
+            Bnb4Kind::Nf4,
+            NF4_BLOCKSIZE,
+            &rounded,
+            &mut codes,
+            &mut absmax,
+        )
+        .expect("chunks start on a block and buffers are sized for them");
         // Chunk layout: codes length (u64), codes, then the chunk's absmax for end_tensor.
         let mut chunk = (codes.len() as u64).to_le_bytes().to_vec();
         chunk.extend(codes);

@@ -134,7 +134,7 @@ fn stream_tensor(
 ) -> Result<()> {
     let reader = tensor.source.open()?;
     let delta = match (&tensor.lora, adapter) {
-        (Some(pair), Some(a)) => Some(Delta::load(a, pair)?),
+        (Some(pair), Some(a)) => Some(Delta::load(a, pair, tensor.source.dtype)?),
         _ => None,
     };
     let (rows, cols, source_rows) = (tensor.rows(), tensor.cols(), tensor.source.rows());

@@ -85,7 +85,11 @@ pub fn group_bnb4(tensors: Vec<DenseTensor>) -> Result<Vec<Grouped>> {
             _ => return Err(Error::tensor(path, weight, "double-quantization tensors are incomplete (need nested_absmax and nested_quant_map)")),
         };
         if read_f32s(&tensors[quant_map])?.as_slice() != state.quant_type.code().as_slice() {
-            return Err(Error::tensor(path, format!("{weight}.quant_map"), "is not the standard bitsandbytes code book for its quant_type"));
+            return Err(Error::tensor(
+                path,
+                format!("{weight}.quant_map"),
+                "is not the standard bitsandbytes code book for its quant_type",
+            ));
         }
         if tensors[codes].raw.numel() != state.packed_len() {
             return Err(Error::tensor(
@@ -137,7 +141,8 @@ impl Bnb4Weight {
     /// The per-block absmax as f32, un-nesting double quantization.
     pub fn absmax(&self) -> Result<Vec<f32>> {
         let (path, name) = (&self.absmax.file.file.path, &self.absmax.raw.name);
-        let (Some((nested_absmax, nested_map)), Some(nested)) = (&self.nested, &self.state.nested) else {
+        let (Some((nested_absmax, nested_map)), Some(nested)) = (&self.nested, &self.state.nested)
+        else {
             return read_f32s(&self.absmax);
         };
         let codes = self.absmax.file.read(&self.absmax.raw)?;
@@ -145,8 +150,15 @@ impl Bnb4Weight {
             .try_into()
             .map_err(|_| Error::tensor(path, &nested_map.raw.name, "must hold 256 values"))?;
         let mut out = vec![0f32; codes.len()];
-        bnb4::unnest_absmax(&map, nested.blocksize, &codes, &read_f32s(nested_absmax)?, nested.offset, &mut out)
-            .map_err(|e| Error::tensor(path, name, e.to_string()))?;
+        bnb4::unnest_absmax(
+            &map,
+            nested.blocksize,
+            &codes,
+            &read_f32s(nested_absmax)?,
+            nested.offset,
+            &mut out,
+        )
+        .map_err(|e| Error::tensor(path, name, e.to_string()))?;
         Ok(out)
     }
 
@@ -155,10 +167,21 @@ impl Bnb4Weight {
         // Codes are two per byte; read the bytes covering the range.
         let bytes = elems.start / 2..elems.end.div_ceil(2);
         let mut packed = vec![0u8; bytes.len()];
-        self.codes.file.file.read_at(self.codes.raw.bytes.start + bytes.start as u64, &mut packed)?;
+        self.codes
+            .file
+            .file
+            .read_at(self.codes.raw.bytes.start + bytes.start as u64, &mut packed)?;
         let s = &self.state;
         let first_block = (elems.start / s.blocksize).min(absmax.len());
-        bnb4::dequantize(s.quant_type, s.dtype, s.blocksize, elems.start, &packed, &absmax[first_block..], out)
-            .map_err(|e| Error::tensor(&self.codes.file.file.path, &self.name, e.to_string()))
+        bnb4::dequantize(
+            s.quant_type,
+            s.dtype,
+            s.blocksize,
+            elems.start,
+            &packed,
+            &absmax[first_block..],
+            out,
+        )
+        .map_err(|e| Error::tensor(&self.codes.file.file.path, &self.name, e.to_string()))
     }
 }

@@ -69,7 +69,8 @@ impl QuantState {
         let raw: RawQuantState = serde_json::from_slice(bytes)?;
         let quant_type = raw.quant_type.parse()?;
         check_blocksize(raw.blocksize)?;
-        let dtype = FloatType::parse(&raw.dtype).ok_or_else(|| Bnb4Error::UnknownDtype(raw.dtype.clone()))?;
+        let dtype = FloatType::parse(&raw.dtype)
+            .ok_or_else(|| Bnb4Error::UnknownDtype(raw.dtype.clone()))?;
         let shape = raw
             .shape
             .ok_or_else(|| invalid("\"shape\" is null; the tensor shape is needed"))?;
