@@ -78,16 +78,19 @@ pub struct SupportFiles {
     pub base: Arc<dyn InputDir>,
     /// The adapter folder, if any.
     pub adapter: Option<Arc<dyn InputDir>>,
+    /// The model card (`README.md`).
+    pub card: String,
 }
 
 impl SupportFiles {
-    /// Writes `config` and copies tokenizer and generation files into `folder`.
+    /// Writes `config` and the card, and copies tokenizer and generation files into `folder`.
     pub fn write(&self, out: &dyn OutputDir, folder: &str, config: &HfConfig) -> Result<()> {
         write_file(
             out,
             &format!("{folder}/config.json"),
             &config.to_json_bytes(),
         )?;
+        write_file(out, &format!("{folder}/README.md"), self.card.as_bytes())?;
         for name in TOKENIZER_FILES.iter().chain(&["generation_config.json"]) {
             let from_adapter = match (&self.adapter, *name) {
                 (_, "generation_config.json") | (None, _) => None,

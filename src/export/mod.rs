@@ -3,6 +3,7 @@
 
 pub mod hf_checkpoint;
 pub mod lora_output;
+pub mod model_card;
 pub mod plan;
 pub mod run;
 pub mod sharded;

@@ -3,6 +3,7 @@
 
 use super::hf_checkpoint::{Merged16Writer, Nf4Writer, SupportFiles};
 use super::lora_output::write_lora;
+use super::model_card::model_card;
 use super::plan::{OutputKind, Plan, StreamTensor};
 use super::writer::Writer;
 use crate::error::{Error, Result};
@@ -54,18 +55,21 @@ pub fn export(
     out: &dyn OutputDir,
     progress: &(dyn Fn(Event) + Sync),
 ) -> Result<Report> {
-    let support = || SupportFiles {
+    let support = |kind| SupportFiles {
         base: base.dir.clone(),
         adapter: adapter.map(|a| a.dir.clone()),
+        card: model_card(kind, plan, adapter),
     };
     let mut writers: Vec<Box<dyn Writer + '_>> = Vec::new();
     for kind in &plan.outputs {
         match kind {
             OutputKind::Lora => write_lora(out, adapter.expect("plan checked the adapter"), plan)?,
             OutputKind::Merged16 => {
-                writers.push(Box::new(Merged16Writer::new(out, plan, support())))
+                writers.push(Box::new(Merged16Writer::new(out, plan, support(*kind))))
             }
-            OutputKind::Merged4 => writers.push(Box::new(Nf4Writer::new(out, plan, support()))),
+            OutputKind::Merged4 => {
+                writers.push(Box::new(Nf4Writer::new(out, plan, support(*kind))))
+            }
         }
     }
     if !writers.is_empty() {
