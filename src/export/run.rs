@@ -1,9 +1,10 @@
 //! The single pass: every tensor is read once, in row chunks, dequantized and merged in f32,
 //! checked, and handed to every writer; chunks run in parallel and are written in order.
 
-use super::hf_checkpoint::{Merged16Writer, Nf4Writer, SupportFiles};
+use super::hf_checkpoint::{Merged16Writer, SupportFiles};
 use super::lora_output::write_lora;
 use super::model_card::model_card;
+use super::nf4_checkpoint::Nf4Writer;
 use super::plan::{OutputKind, Plan, StreamTensor};
 use super::writer::Writer;
 use crate::error::{Error, Result};
