@@ -203,14 +203,14 @@ fn model_summary(m: &BaseModel) -> ModelSummary {
                 Storage::Dense(d) => format!("{:?}", d.raw.dtype),
                 Storage::Bnb4(q) => {
                     let qz = quantization.get_or_insert_with(|| Quantization {
-                        quant_type: q.state.quant_type.clone(),
+                        quant_type: q.state.quant_type.as_str().to_string(),
                         blocksize: q.state.blocksize,
                         double_quant: q.nested.is_some(),
-                        dtype: q.state.dtype.clone(),
+                        dtype: q.state.dtype.torch_name().to_string(),
                         tensors: 0,
                     });
                     qz.tensors += 1;
-                    q.state.quant_type.to_ascii_uppercase()
+                    q.state.quant_type.as_str().to_ascii_uppercase()
                 }
             };
             *dtypes.entry(dtype.clone()).or_insert(0) += 1;

@@ -4,6 +4,7 @@
 //! Data flows one way: sources -> tensor stream (dequantize, merge) -> writers -> sinks.
 #![deny(missing_docs)]
 
+pub mod dtype;
 pub mod error;
 pub mod export;
 pub mod formats;

@@ -15,6 +15,7 @@ use crate::formats::gguf::{GgufLayout, GgufWriter, Metadata, TensorSpec, TensorT
 use crate::io::{InputDir, OutputDir, OutputFile};
 use crate::model::arch::{ComputedTensor, GgufArch, TensorConversion, ValueTransform};
 use crate::model::{FloatType, HfConfig};
+use crate::quant::ggml::GgmlType;
 use general::GeneralMetadata;
 
 /// Metadata keys that record who wrote the file rather than what it holds: the only keys in
@@ -210,6 +211,8 @@ impl GgufPlan {
 
 /// How one streamed tensor is encoded into one file.
 struct OutputTensor {
+    /// GGUF name, for messages.
+    name: String,
     ty: TensorType,
     transform: ValueTransform,
     /// Rows kept.
@@ -254,6 +257,7 @@ impl GgufOutput {
                 t.as_ref().map(|t| {
                     let one_dimensional = t.ne.len() <= 1;
                     OutputTensor {
+                        name: t.conversion.name.clone(),
                         ty: t.tensor_type(ty),
                         transform: t.conversion.transform,
                         rows: t.conversion.rows,
@@ -303,19 +307,30 @@ impl Writer for GgufOutput {
         let keep = o.rows.saturating_sub(first_row).min(chunk_rows);
         let mut values = rows[..keep * cols].to_vec();
         o.transform.apply(&mut values, o.row_len);
-        let mut out = Vec::with_capacity(values.len() * 4);
-        encode_values(o.ty, &values, &mut out);
-        if o.ty == TensorType::F16 && !self.allow_nonfinite {
-            if let Some(v) = values
-                .iter()
-                .find(|v| v.is_finite() && half::f16::from_f32(**v).is_infinite())
-            {
-                return Err(Error::usage(format!(
-                    "{}: a value of tensor #{t} ({v}) overflows float16; export gguf:bf16 or gguf:f32, or pass --allow-nonfinite",
-                    self.name
-                )));
+        let quantized = !matches!(o.ty, TensorType::F32 | TensorType::F16 | TensorType::BF16);
+        if quantized {
+            if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+                return Err(Error::tensor(
+                    &self.name,
+                    &o.name,
+                    format!("holds {v}, which {} cannot store", o.ty),
+                ));
             }
         }
+        if o.ty == TensorType::F16 && !self.allow_nonfinite {
+            let overflow = values
+                .iter()
+                .find(|v| v.is_finite() && half::f16::from_f32(**v).is_infinite());
+            if let Some(v) = overflow {
+                return Err(Error::tensor(
+                    &self.name,
+                    &o.name,
+                    format!("value {v} overflows float16; export gguf:bf16 or gguf:f32, or pass --allow-nonfinite"),
+                ));
+            }
+        }
+        let mut out = Vec::with_capacity(values.len() * 4);
+        encode_values(o.ty, &values, &mut out);
         Ok(out)
     }
 
@@ -334,9 +349,9 @@ impl Writer for GgufOutput {
     }
 }
 
-/// Appends `values` encoded as `ty` (F32, F16, BF16 or Q8_0; rows of whole blocks).
-///
-/// F16 and BF16 round to nearest even, quieting NaNs, as numpy and gguf-py do.
+/// Appends `values` encoded as `ty`, whole blocks for quantized types, which must be finite
+/// (checked by the caller). F16 and BF16 round to nearest even, quieting NaNs, as numpy and
+/// gguf-py do; block types use llama.cpp's reference quantizers, as the converter does.
 fn encode_values(ty: TensorType, values: &[f32], out: &mut Vec<u8>) {
     match ty {
         TensorType::F32 => values.iter().for_each(|v| out.extend(v.to_le_bytes())),
@@ -346,22 +361,15 @@ fn encode_values(ty: TensorType, values: &[f32], out: &mut Vec<u8>) {
         TensorType::BF16 => values
             .iter()
             .for_each(|v| out.extend(half::bf16::from_f32(*v).to_le_bytes())),
-        TensorType::Q8_0 => quantize_q8_0(values, out),
-        other => unreachable!("GGUF outputs do not write {other}"),
-    }
-}
-
-/// Q8_0 blocks as `quantize_row_q8_0_ref` (and gguf-py) make them: scale `amax / 127` stored as
-/// f16, values `round(x / scale)` half away from zero.
-///
-/// Stands in until `crate::quant::ggml` (bit-exact llama.cpp quantizers) lands on main.
-fn quantize_q8_0(values: &[f32], out: &mut Vec<u8>) {
-    for block in values.chunks_exact(32) {
-        let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        out.extend(half::f16::from_f32(d).to_le_bytes());
-        out.extend(block.iter().map(|v| (v * id).round() as i8 as u8));
+        _ => {
+            let ggml = GgmlType::from_id(ty.id()).expect("GGUF outputs only plan ggml types");
+            let start = out.len();
+            let bytes = ggml
+                .row_bytes(values.len())
+                .expect("chunks hold whole rows of whole blocks");
+            out.resize(start + bytes, 0);
+            ggml.quantize_row(values, &mut out[start..]);
+        }
     }
 }
 
@@ -377,20 +385,20 @@ mod tests {
     }
 
     #[test]
-    fn q8_0_matches_the_reference_rounding() {
+    fn q8_0_rounds_half_away_from_zero() {
         let mut block = [0f32; 32];
         block[0] = 127.0;
         block[1] = -63.5;
         block[2] = 0.5;
         let mut out = Vec::new();
-        quantize_q8_0(&block, &mut out);
+        encode_values(TensorType::Q8_0, &block, &mut out);
         assert_eq!(out.len(), 34);
         assert_eq!(&out[..2], &half::f16::from_f32(1.0).to_le_bytes());
         assert_eq!(out[2] as i8, 127);
         assert_eq!(out[3] as i8, -64);
         assert_eq!(out[4] as i8, 1);
         let mut zeros = Vec::new();
-        quantize_q8_0(&[0.0; 32], &mut zeros);
+        encode_values(TensorType::Q8_0, &[0.0; 32], &mut zeros);
         assert!(zeros.iter().all(|b| *b == 0));
     }
 

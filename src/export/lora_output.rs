@@ -2,7 +2,8 @@
 //! `{"format": "pt"}` metadata, `target_modules` in a stable order) and a model card.
 
 use super::hf_checkpoint::write_file;
-use super::plan::Plan;
+use super::model_card::model_card;
+use super::plan::{OutputKind, Plan};
 use crate::error::{Error, Result};
 use crate::formats::safetensors::{SafetensorsLayout, TensorSpec};
 use crate::io::OutputDir;
@@ -61,43 +62,9 @@ pub fn write_lora(out: &dyn OutputDir, adapter: &Adapter, plan: &Plan) -> Result
             write_file(out, &format!("lora/{tok}"), &f.read_all()?)?;
         }
     }
-    write_file(out, "lora/README.md", model_card(adapter, plan).as_bytes())
-}
-
-fn model_card(adapter: &Adapter, plan: &Plan) -> String {
-    let c = &adapter.config;
-    let base = c.base_model.clone().unwrap_or_else(|| "unknown".into());
-    let targets = match &c.target_modules {
-        Some(TargetModules::List(l)) => {
-            let mut l = l.clone();
-            l.sort();
-            l.join(", ")
-        }
-        Some(TargetModules::Regex(r)) => format!("`{r}` (regex)"),
-        None => "not recorded".into(),
-    };
-    let scaling = if c.use_rslora {
-        "alpha/sqrt(r) (rsLoRA)"
-    } else {
-        "alpha/r"
-    };
-    let mut card = format!(
-        "---\nbase_model: {base}\nlibrary_name: peft\ntags:\n- lora\n- llm-export\n---\n\n# LoRA adapter\n\n\
-         A PEFT LoRA adapter for `{base}`, exported by llm-export.\n\n\
-         - rank: {}\n- alpha: {}\n- scaling: {scaling}\n- target modules: {targets}\n",
-        c.r, c.alpha
-    );
-    if c.use_dora {
-        card.push_str("- DoRA: yes\n");
-    }
-    if !c.modules_to_save.is_empty() {
-        card.push_str(&format!(
-            "- fully trained modules: {}\n",
-            c.modules_to_save.join(", ")
-        ));
-    }
-    for note in &plan.notes {
-        card.push_str(&format!("\nNote: {note}.\n"));
-    }
-    card
+    write_file(
+        out,
+        "lora/README.md",
+        model_card(OutputKind::Lora, plan, Some(adapter)).as_bytes(),
+    )
 }

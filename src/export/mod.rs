@@ -4,6 +4,8 @@
 pub mod gguf_output;
 pub mod hf_checkpoint;
 pub mod lora_output;
+pub mod model_card;
+pub mod nf4_checkpoint;
 pub mod plan;
 pub mod run;
 pub mod sharded;

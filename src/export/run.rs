@@ -2,8 +2,10 @@
 //! checked, and handed to every writer; chunks run in parallel and are written in order.
 
 use super::gguf_output::GgufOutput;
-use super::hf_checkpoint::{Merged16Writer, Nf4Writer, SupportFiles};
+use super::hf_checkpoint::{Merged16Writer, SupportFiles};
 use super::lora_output::write_lora;
+use super::model_card::model_card;
+use super::nf4_checkpoint::Nf4Writer;
 use super::plan::{OutputKind, Plan, StreamTensor};
 use super::writer::Writer;
 use crate::error::{Error, Result};
@@ -55,18 +57,21 @@ pub fn export(
     out: &dyn OutputDir,
     progress: &(dyn Fn(Event) + Sync),
 ) -> Result<Report> {
-    let support = || SupportFiles {
+    let support = |kind| SupportFiles {
         base: base.dir.clone(),
         adapter: adapter.map(|a| a.dir.clone()),
+        card: model_card(kind, plan, adapter),
     };
     let mut writers: Vec<Box<dyn Writer + '_>> = Vec::new();
     for kind in &plan.outputs {
         match kind {
             OutputKind::Lora => write_lora(out, adapter.expect("plan checked the adapter"), plan)?,
             OutputKind::Merged16 => {
-                writers.push(Box::new(Merged16Writer::new(out, plan, support())))
+                writers.push(Box::new(Merged16Writer::new(out, plan, support(*kind))))
             }
-            OutputKind::Merged4 => writers.push(Box::new(Nf4Writer::new(out, plan, support()))),
+            OutputKind::Merged4 => {
+                writers.push(Box::new(Nf4Writer::new(out, plan, support(*kind))))
+            }
             OutputKind::Gguf(ty) => writers.push(Box::new(GgufOutput::new(
                 out,
                 plan.gguf
@@ -143,7 +148,7 @@ fn stream_tensor(
 ) -> Result<()> {
     let reader = tensor.source.open()?;
     let delta = match (&tensor.lora, adapter) {
-        (Some(pair), Some(a)) => Some(Delta::load(a, pair)?),
+        (Some(pair), Some(a)) => Some(Delta::load(a, pair, tensor.source.dtype)?),
         _ => None,
     };
     let (rows, cols, source_rows) = (tensor.rows(), tensor.cols(), tensor.source.rows());

@@ -24,6 +24,8 @@ pub struct LoraPair {
     pub magnitude: Option<RawTensor>,
     /// The delta is stored transposed relative to the weight (embeddings, `fan_in_fan_out`).
     pub transposed: bool,
+    /// An embedding LoRA (`lora_embedding_A/B`).
+    pub embedding: bool,
     /// alpha/r, or alpha/sqrt(r) with rsLoRA, after rank/alpha patterns.
     pub scale: f64,
     /// Rank of this pair.
@@ -83,6 +85,7 @@ impl Adapter {
         let path = weights.file.path.clone();
         let mut pairs: BTreeMap<String, Parts> = BTreeMap::new();
         let mut entries: BTreeMap<String, AdapterEntry> = BTreeMap::new();
+        let mut replacements: BTreeMap<String, (u8, RawTensor)> = BTreeMap::new();
         for t in &weights.tensors {
             let key = t.name.strip_prefix(PEFT_PREFIX).unwrap_or(&t.name);
             let (module, role) = split_role(key);
@@ -100,12 +103,18 @@ impl Adapter {
                     p.embedding |= matches!(role, Role::EmbA | Role::EmbB);
                     *slot = Some(t.clone());
                 }
-                // modules_to_save copies and full embedding layers saved beside a resized vocabulary.
                 None => {
-                    let target = key.replace(".base_layer.", ".");
-                    entries.entry(target).or_default().replacement = Some(t.clone());
+                    if let Some((target, rank)) = whole_weight(key) {
+                        let best = replacements.get(&target).is_some_and(|(r, _)| *r >= rank);
+                        if !best {
+                            replacements.insert(target, (rank, t.clone()));
+                        }
+                    }
                 }
             }
+        }
+        for (target, (_, t)) in replacements {
+            entries.entry(target).or_default().replacement = Some(t);
         }
         for (module, p) in pairs {
             let (a, b) = match (p.a, p.b) {
@@ -147,6 +156,7 @@ impl Adapter {
                 b,
                 magnitude: p.magnitude,
                 transposed,
+                embedding: p.embedding,
                 scale,
                 rank,
                 alpha,
@@ -190,6 +200,23 @@ impl Adapter {
         r.dedup();
         r
     }
+}
+
+/// The base weight a whole saved tensor stands for, and how authoritative it is. PEFT saves a
+/// `modules_to_save` module three times (`X.modules_to_save.weight`, the trained copy;
+/// `X.original_module.weight`, the untrained one; and `X.weight`, equal to the trained copy), and
+/// a LoRA-wrapped embedding beside a resized vocabulary as `X.base_layer.weight`.
+fn whole_weight(key: &str) -> Option<(String, u8)> {
+    if key.contains(".original_module.") {
+        return None;
+    }
+    if key.contains(".modules_to_save.") {
+        return Some((key.replace(".modules_to_save.", "."), 2));
+    }
+    if key.contains(".base_layer.") {
+        return Some((key.replace(".base_layer.", "."), 0));
+    }
+    Some((key.to_string(), 1))
 }
 
 #[derive(Clone, Copy)]

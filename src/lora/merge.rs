@@ -2,6 +2,7 @@
 //! magnitude rescaling. Rounding to the output type happens once, later, in each writer.
 
 use super::adapter::{Adapter, LoraPair};
+use crate::dtype::FloatType;
 use crate::error::{Error, Result};
 
 /// A low-rank delta ready to apply to any rows of its weight.
@@ -15,6 +16,8 @@ pub struct Delta {
     cols: usize,
     scale: f32,
     magnitude: Option<Vec<f32>>,
+    /// Round the scaled delta to this type before adding it (PEFT's embedding merge).
+    delta_type: Option<FloatType>,
 }
 
 fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
@@ -29,8 +32,9 @@ fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 
 impl Delta {
     /// Reads the pair's tensors and arranges them so that row `i` of the delta is
-    /// `sum_k left[i,k] * right[k,:]`.
-    pub fn load(adapter: &Adapter, pair: &LoraPair) -> Result<Self> {
+    /// `sum_k left[i,k] * right[k,:]`; `weight_type` is the stored type of the weight it merges
+    /// into.
+    pub fn load(adapter: &Adapter, pair: &LoraPair, weight_type: FloatType) -> Result<Self> {
         let (a, b) = (adapter.read_f32(&pair.a)?, adapter.read_f32(&pair.b)?);
         let rank = pair.rank;
         let (a_cols, b_rows) = (pair.a.shape[1], pair.b.shape[0]);
@@ -59,6 +63,9 @@ impl Delta {
             None => None,
         };
         // PEFT multiplies the f32 product by the Python float scale, which torch applies in f32.
+        // PEFT's Embedding.merge casts the delta to the weight's dtype before adding it (its
+        // Linear.merge does not); matching that keeps merged embeddings equal to PEFT's.
+        let delta_type = pair.embedding.then_some(weight_type);
         Ok(Delta {
             left,
             right,
@@ -67,6 +74,7 @@ impl Delta {
             cols,
             scale: pair.scale as f32,
             magnitude,
+            delta_type,
         })
     }
 
@@ -86,12 +94,24 @@ impl Delta {
                 .enumerate()
             {
                 let right = &self.right[k * self.cols..(k + 1) * self.cols];
+                let l = f64::from(l);
                 for (a, &r) in acc.iter_mut().zip(right) {
-                    *a += l * r;
+                    // torch's CPU matmul (MKL) accumulates B @ A with fused multiply-adds in
+                    // rank order; an f32 product is exact in f64, so this is one rounding per
+                    // step like a hardware FMA (bar double rounding, about 2^-29 of steps,
+                    // which then vanishes in the 16-bit output), and it vectorizes everywhere.
+                    *a = (l * f64::from(r) + f64::from(*a)) as f32;
                 }
             }
-            for (x, &a) in row.iter_mut().zip(&acc) {
-                *x += a * self.scale;
+            match self.delta_type {
+                None => row
+                    .iter_mut()
+                    .zip(&acc)
+                    .for_each(|(x, &a)| *x += a * self.scale),
+                Some(t) => row
+                    .iter_mut()
+                    .zip(&acc)
+                    .for_each(|(x, &a)| *x += t.round(a * self.scale)),
             }
             if let Some(m) = &self.magnitude {
                 // DoRA: rescale the merged row to the trained magnitude (PEFT computes the norm of
@@ -123,6 +143,7 @@ mod tests {
             cols: 4,
             scale: 0.5,
             magnitude: None,
+            delta_type: None,
         };
         let mut w = vec![0f32; 8];
         d.apply(1, &mut w);

@@ -2,7 +2,6 @@
 //! `X.weight` plus `X.weight.absmax`, `X.weight.quant_map`, optional `nested_absmax` /
 //! `nested_quant_map` (double quantization) and `X.weight.quant_state.bitsandbytes__nf4|fp4`.
 
-use super::config::FloatType;
 use super::tensor::DenseTensor;
 use crate::error::{Error, Result};
 use crate::quant::bnb4::{self, QuantState};
@@ -19,16 +18,12 @@ const STATE_SUFFIXES: [&str; 2] = [
 pub struct Bnb4Weight {
     /// The weight's name (`X.weight`).
     pub name: String,
-    /// The parsed quantization state (logical shape, blocksize, dtype, nesting).
+    /// The parsed quantization state (code book, blocksize, dtype, logical shape, nesting).
     pub state: QuantState,
-    /// The dtype dequantization produces.
-    pub dtype: FloatType,
     /// Packed codes, two per byte.
     pub codes: DenseTensor,
     /// Per-block scale: f32, or u8 codes when double-quantized.
     pub absmax: DenseTensor,
-    /// The 16-entry code book.
-    pub quant_map: DenseTensor,
     /// `(nested_absmax, nested_quant_map)` when double-quantized.
     pub nested: Option<(DenseTensor, DenseTensor)>,
 }
@@ -80,14 +75,7 @@ pub fn group_bnb4(tensors: Vec<DenseTensor>) -> Result<Vec<Grouped>> {
             })
         };
         let state = QuantState::from_json_bytes(&t.file.read(&t.raw)?)
-            .map_err(|m| Error::tensor(path, &t.raw.name, m))?;
-        let dtype = FloatType::parse(&state.dtype).ok_or_else(|| {
-            Error::tensor(
-                path,
-                &t.raw.name,
-                format!("unsupported dequantization dtype `{}`", state.dtype),
-            )
-        })?;
+            .map_err(|e| Error::tensor(path, &t.raw.name, e.to_string()))?;
         let codes = need("")?;
         let absmax = need(".absmax")?;
         let quant_map = need(".quant_map")?;
@@ -96,8 +84,14 @@ pub fn group_bnb4(tensors: Vec<DenseTensor>) -> Result<Vec<Grouped>> {
             (None, None) => None,
             _ => return Err(Error::tensor(path, weight, "double-quantization tensors are incomplete (need nested_absmax and nested_quant_map)")),
         };
-        let numel: usize = state.shape.iter().product();
-        if tensors[codes].raw.numel() * 2 != numel.next_multiple_of(2) {
+        if read_f32s(&tensors[quant_map])?.as_slice() != state.quant_type.code().as_slice() {
+            return Err(Error::tensor(
+                path,
+                format!("{weight}.quant_map"),
+                "is not the standard bitsandbytes code book for its quant_type",
+            ));
+        }
+        if tensors[codes].raw.numel() != state.packed_len() {
             return Err(Error::tensor(
                 path,
                 weight,
@@ -126,10 +120,8 @@ pub fn group_bnb4(tensors: Vec<DenseTensor>) -> Result<Vec<Grouped>> {
             Bnb4Weight {
                 name: weight.to_string(),
                 state,
-                dtype,
                 codes: tensors[codes].clone(),
                 absmax: tensors[absmax].clone(),
-                quant_map: tensors[quant_map].clone(),
                 nested: nested.map(|(a, m)| (tensors[a].clone(), tensors[m].clone())),
             },
         );
@@ -148,25 +140,30 @@ pub fn group_bnb4(tensors: Vec<DenseTensor>) -> Result<Vec<Grouped>> {
 impl Bnb4Weight {
     /// The per-block absmax as f32, un-nesting double quantization.
     pub fn absmax(&self) -> Result<Vec<f32>> {
-        let path = &self.absmax.file.file.path;
-        match &self.nested {
-            None => read_f32s(&self.absmax),
-            Some((nested_absmax, nested_map)) => {
-                let codes = self.absmax.file.read(&self.absmax.raw)?;
-                bnb4::unnest_absmax(
-                    &codes,
-                    &read_f32s(nested_absmax)?,
-                    &read_f32s(nested_map)?,
-                    &self.state,
-                )
-                .map_err(|m| Error::tensor(path, &self.absmax.raw.name, m))
-            }
-        }
+        let (path, name) = (&self.absmax.file.file.path, &self.absmax.raw.name);
+        let (Some((nested_absmax, nested_map)), Some(nested)) = (&self.nested, &self.state.nested)
+        else {
+            return read_f32s(&self.absmax);
+        };
+        let codes = self.absmax.file.read(&self.absmax.raw)?;
+        let map: [f32; 256] = read_f32s(nested_map)?
+            .try_into()
+            .map_err(|_| Error::tensor(path, &nested_map.raw.name, "must hold 256 values"))?;
+        let mut out = vec![0f32; codes.len()];
+        bnb4::unnest_absmax(
+            &map,
+            nested.blocksize,
+            &codes,
+            &read_f32s(nested_absmax)?,
+            nested.offset,
+            &mut out,
+        )
+        .map_err(|e| Error::tensor(path, name, e.to_string()))?;
+        Ok(out)
     }
 
     /// Dequantizes elements `elems` (row-major) into `out`, exactly as bitsandbytes does.
     pub fn dequantize(&self, absmax: &[f32], elems: Range<usize>, out: &mut [f32]) -> Result<()> {
-        let quant_map = read_f32s(&self.quant_map)?;
         // Codes are two per byte; read the bytes covering the range.
         let bytes = elems.start / 2..elems.end.div_ceil(2);
         let mut packed = vec![0u8; bytes.len()];
@@ -174,16 +171,17 @@ impl Bnb4Weight {
             .file
             .file
             .read_at(self.codes.raw.bytes.start + bytes.start as u64, &mut packed)?;
+        let s = &self.state;
+        let first_block = (elems.start / s.blocksize).min(absmax.len());
         bnb4::dequantize(
-            &packed,
-            elems.start % 2,
-            &quant_map,
-            absmax,
-            self.state.blocksize,
+            s.quant_type,
+            s.dtype,
+            s.blocksize,
             elems.start,
-            self.dtype,
+            &packed,
+            &absmax[first_block..],
             out,
         )
-        .map_err(|m| Error::tensor(&self.codes.file.file.path, &self.name, m))
+        .map_err(|e| Error::tensor(&self.codes.file.file.path, &self.name, e.to_string()))
     }
 }

@@ -5,6 +5,8 @@ use crate::error::{Error, Result};
 use crate::io::InputFile;
 use serde_json::{Map, Value};
 
+pub use crate::dtype::FloatType;
+
 /// A parsed `config.json`.
 #[derive(Debug, Clone)]
 pub struct HfConfig {
@@ -12,57 +14,6 @@ pub struct HfConfig {
     pub path: String,
     /// The whole JSON object.
     pub raw: Map<String, Value>,
-}
-
-/// A floating-point storage type of a checkpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FloatType {
-    /// IEEE binary32.
-    F32,
-    /// IEEE binary16.
-    F16,
-    /// bfloat16.
-    Bf16,
-}
-
-impl FloatType {
-    /// The torch dtype name used in configs (`bfloat16`, `float16`, `float32`).
-    pub fn torch_name(self) -> &'static str {
-        match self {
-            FloatType::F32 => "float32",
-            FloatType::F16 => "float16",
-            FloatType::Bf16 => "bfloat16",
-        }
-    }
-
-    /// Parses a torch dtype name (with or without the `torch.` prefix) or a short name.
-    pub fn parse(name: &str) -> Option<Self> {
-        match name.trim_start_matches("torch.") {
-            "float32" | "f32" | "fp32" => Some(FloatType::F32),
-            "float16" | "f16" | "fp16" | "half" => Some(FloatType::F16),
-            "bfloat16" | "bf16" => Some(FloatType::Bf16),
-            _ => None,
-        }
-    }
-
-    /// The matching safetensors dtype.
-    pub fn safetensors(self) -> crate::formats::safetensors::Dtype {
-        use crate::formats::safetensors::Dtype;
-        match self {
-            FloatType::F32 => Dtype::F32,
-            FloatType::F16 => Dtype::F16,
-            FloatType::Bf16 => Dtype::BF16,
-        }
-    }
-
-    /// Rounds an f32 to this type (round to nearest, ties to even) and back.
-    pub fn round(self, x: f32) -> f32 {
-        match self {
-            FloatType::F32 => x,
-            FloatType::F16 => half::f16::from_f32(x).to_f32(),
-            FloatType::Bf16 => half::bf16::from_f32(x).to_f32(),
-        }
-    }
 }
 
 impl HfConfig {

@@ -64,7 +64,7 @@ impl BaseModel {
                 bnb::Grouped::Bnb4(q) => Ok(ModelTensor {
                     name: q.name.clone(),
                     shape: q.state.shape.clone(),
-                    dtype: q.dtype,
+                    dtype: q.state.dtype,
                     storage: Storage::Bnb4(q),
                 }),
                 bnb::Grouped::Dense(d) => {
