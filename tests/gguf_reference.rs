@@ -247,16 +247,27 @@ fn matches_convert_hf_to_gguf() {
 }
 
 /// A rank-4 LoRA on the q, v and down projections of both layers of the Qwen2.5 fixture
-/// (hidden 128, 2 KV heads of 32, intermediate 256), F32 as PEFT saves it.
-fn write_qwen2_adapter(dir: &Path) {
+/// (hidden 128, 2 KV heads of 32, intermediate 256), F32 as PEFT saves it; with `head`, also a
+/// trained output head, which unties the fixture's tied embeddings.
+fn write_qwen2_adapter(dir: &Path, head: bool) {
     use common::{f32s, safetensors_bytes, values, T};
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(
         dir.join("adapter_config.json"),
-        r#"{"peft_type":"LORA","r":4,"lora_alpha":8,"target_modules":["q_proj","v_proj","down_proj"],"base_model_name_or_path":"Qwen/Qwen2.5-0.5B-Instruct"}"#,
+        format!(
+            r#"{{"peft_type":"LORA","r":4,"lora_alpha":8,"target_modules":["q_proj","v_proj","down_proj"],"modules_to_save":{},"base_model_name_or_path":"Qwen/Qwen2.5-0.5B-Instruct"}}"#,
+            if head { r#"["lm_head"]"# } else { "null" }
+        ),
     )
     .unwrap();
     let mut tensors = Vec::new();
+    if head {
+        tensors.push((
+            "base_model.model.lm_head.weight".to_string(),
+            vec![352, 128],
+            f32s(&values(352 * 128, 3, 0.1)),
+        ));
+    }
     let mut seed = 10;
     for layer in 0..2 {
         for (module, rows, cols) in [
@@ -291,10 +302,19 @@ fn write_qwen2_adapter(dir: &Path) {
 
 #[test]
 fn adapter_merge_equals_converting_the_merged_checkpoint() {
+    adapter_merge_equals_merged(false);
+}
+
+#[test]
+fn trained_head_of_tied_model_is_placed_as_in_the_merged_checkpoint() {
+    adapter_merge_equals_merged(true);
+}
+
+fn adapter_merge_equals_merged(head: bool) {
     let case = "Qwen2.5-0.5B-Instruct";
     let tmp = tempfile::tempdir().unwrap();
     let adapter = tmp.path().join("adapter");
-    write_qwen2_adapter(&adapter);
+    write_qwen2_adapter(&adapter, head);
     let base = fixtures().join("models").join(case);
     // One pass: the GGUF straight from base + adapter, and the merged bf16 checkpoint.
     let first = tmp.path().join("first");
@@ -326,6 +346,13 @@ fn adapter_merge_equals_converting_the_merged_checkpoint() {
         Path::new(direct).file_name(),
         Path::new(converted).file_name()
     );
+    let names: Vec<String> = GgufFile::read(&open_file(Path::new(direct)))
+        .unwrap()
+        .tensors
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names.contains(&"output.weight".to_string()), head);
     let (a, b) = (
         std::fs::read(direct).unwrap(),
         std::fs::read(converted).unwrap(),

@@ -8,7 +8,7 @@ use crate::lora::{Adapter, LoraPair};
 use crate::model::tensor::DenseTensor;
 use crate::model::{BaseModel, FloatType, HfConfig, ModelTensor, Storage};
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
 
 /// One requested output.
@@ -162,7 +162,7 @@ impl Plan {
         let mut merged_config = base.config.clone();
         let mut tensors = Vec::with_capacity(base.tensors.len());
         let mut used = BTreeSet::new();
-        for t in converter_order(&base.tensors) {
+        for t in &base.tensors {
             let entry = adapter.and_then(|a| a.entries.get(&t.name).map(|e| (a, e)));
             if entry.is_some() {
                 used.insert(t.name.clone());
@@ -206,6 +206,7 @@ impl Plan {
                 notes.push("the base is 4-bit: merging onto the original 16-bit base model (same adapter) is more accurate than merging onto dequantized 4-bit weights".into());
             }
         }
+        sort_in_converter_order(&mut tensors, &base.tensors);
         if let Some(embed) = tensors
             .iter()
             .find(|t| t.name.ends_with("embed_tokens.weight"))
@@ -272,25 +273,30 @@ impl Plan {
     }
 }
 
-/// The order convert_hf_to_gguf reads a checkpoint in, which every output follows: shard by
-/// shard, by tensor name within a shard (offset order differs when a shard mixes dtypes).
-fn converter_order(tensors: &[ModelTensor]) -> impl Iterator<Item = &ModelTensor> {
+/// Sorts the stream into the order convert_hf_to_gguf reads a checkpoint in, which every
+/// output follows: shard by shard, by tensor name within a shard (offset order differs when a
+/// shard mixes dtypes). An output head the adapter adds joins the embedding's shard.
+fn sort_in_converter_order(tensors: &mut [StreamTensor], base: &[ModelTensor]) {
     let mut shards: Vec<&str> = Vec::new();
-    let mut keyed: Vec<(usize, &ModelTensor)> = tensors
+    let mut shard_of: HashMap<&str, usize> = HashMap::new();
+    for t in base {
+        let shard = shards
+            .iter()
+            .position(|p| *p == t.path())
+            .unwrap_or_else(|| {
+                shards.push(t.path());
+                shards.len() - 1
+            });
+        shard_of.insert(&t.name, shard);
+    }
+    let embed_shard = base
         .iter()
-        .map(|t| {
-            let shard = shards
-                .iter()
-                .position(|p| *p == t.path())
-                .unwrap_or_else(|| {
-                    shards.push(t.path());
-                    shards.len() - 1
-                });
-            (shard, t)
-        })
-        .collect();
-    keyed.sort_by(|a, b| (a.0, &a.1.name).cmp(&(b.0, &b.1.name)));
-    keyed.into_iter().map(|(_, t)| t)
+        .find(|t| t.name.ends_with("embed_tokens.weight"))
+        .and_then(|t| shard_of.get(t.name.as_str()).copied());
+    tensors.sort_by_cached_key(|t| {
+        let shard = shard_of.get(t.name.as_str()).copied().or(embed_shard);
+        (shard.unwrap_or(usize::MAX), t.name.clone())
+    });
 }
 
 fn unknown_module(a: &Adapter, name: &str) -> Error {
