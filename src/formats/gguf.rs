@@ -201,29 +201,6 @@ impl Value {
         }
     }
 
-    /// The value as an unsigned integer, if it is a non-negative integer of any width.
-    pub fn as_u64(&self) -> Option<u64> {
-        match *self {
-            Value::U8(v) => Some(v.into()),
-            Value::U16(v) => Some(v.into()),
-            Value::U32(v) => Some(v.into()),
-            Value::U64(v) => Some(v),
-            Value::I8(v) => u64::try_from(v).ok(),
-            Value::I16(v) => u64::try_from(v).ok(),
-            Value::I32(v) => u64::try_from(v).ok(),
-            Value::I64(v) => u64::try_from(v).ok(),
-            _ => None,
-        }
-    }
-
-    /// The string, if this is one.
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Value::String(s) => Some(s),
-            _ => None,
-        }
-    }
-
     /// Appends the value's payload (no type tag for scalars; element type and count for arrays).
     fn write_payload(&self, out: &mut Vec<u8>) {
         match self {
@@ -369,11 +346,6 @@ impl Metadata {
         self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
-    /// Entries in order.
-    pub fn entries(&self) -> &[(String, Value)] {
-        &self.entries
-    }
-
     /// The data alignment these entries ask for.
     fn alignment(&self) -> std::result::Result<u32, String> {
         match self.get(ALIGNMENT_KEY) {
@@ -517,11 +489,6 @@ impl TensorInfo {
         self.ty
             .data_bytes(&self.ne)
             .expect("sizes are checked before a TensorInfo exists")
-    }
-
-    /// Number of elements.
-    pub fn elements(&self) -> u64 {
-        self.ne.iter().product()
     }
 }
 
