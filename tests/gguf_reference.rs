@@ -220,7 +220,7 @@ fn matches_convert_hf_to_gguf() {
         );
         assert_eq!(published.len(), 4, "{case}: {published:?}");
         for ty in gguf_types {
-            let label = &ty.cli_name()[5..];
+            let label = ty.outtype();
             let suffix = format!("-{}.gguf", label.to_uppercase());
             let path = published
                 .iter()

@@ -47,7 +47,7 @@ impl GgufType {
 
     /// Parses the lower-case name after `gguf:` (`f32`, `f16`, `bf16`, `q8_0`).
     pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.cli_name()[5..] == *name)
+        Self::ALL.into_iter().find(|t| t.outtype() == name)
     }
 
     /// The name on the command line, `gguf:f16`.
@@ -58,6 +58,11 @@ impl GgufType {
             GgufType::Bf16 => "gguf:bf16",
             GgufType::Q8_0 => "gguf:q8_0",
         }
+    }
+
+    /// The converter's `--outtype` name (`f16`), lower case.
+    pub fn outtype(self) -> &'static str {
+        &self.cli_name()["gguf:".len()..]
     }
 
     /// `general.file_type` (`llama_ftype`).
@@ -189,7 +194,7 @@ impl GgufPlan {
                 .collect();
             let layout = GgufLayout::new(&m, &specs)
                 .map_err(|e| Error::usage(format!("cannot lay out {}: {e}", ty.cli_name())))?;
-            let name = format!("{}.gguf", general.file_stem(&ty.cli_name()[5..]));
+            let name = format!("{}.gguf", general.file_stem(ty.outtype()));
             files.push((ty, name, layout));
         }
         Ok(GgufPlan {

@@ -46,7 +46,7 @@ pub fn model_card(kind: OutputKind, plan: &Plan, adapter: Option<&Adapter>) -> S
             card,
             "`{base}` with the adapter merged in, converted to GGUF ({}) as llama.cpp's \
              convert_hf_to_gguf.py converts it, exported by llm-export.",
-            &ty.cli_name()[5..]
+            ty.outtype()
         ),
     };
     if let Some(a) = adapter {

@@ -42,7 +42,7 @@ impl FromStr for OutputKind {
         let name = s.trim().to_ascii_lowercase().replace('-', "_");
         if let Some(ty) = name.strip_prefix("gguf:") {
             return GgufType::parse(ty).map(OutputKind::Gguf).ok_or_else(|| {
-                let types: Vec<&str> = GgufType::ALL.iter().map(|t| &t.cli_name()[5..]).collect();
+                let types: Vec<&str> = GgufType::ALL.iter().map(|t| t.outtype()).collect();
                 Error::usage(format!(
                     "unknown GGUF type `{ty}`; expected gguf:<type> with type one of: {}",
                     types.join(", ")
