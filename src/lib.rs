@@ -10,6 +10,7 @@ pub mod export;
 pub mod formats;
 pub mod inspect;
 pub mod io;
+pub mod kernels;
 pub mod lora;
 pub mod model;
 pub mod quant;

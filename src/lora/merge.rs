@@ -4,6 +4,7 @@
 use super::adapter::{Adapter, LoraPair};
 use crate::dtype::FloatType;
 use crate::error::{Error, Result};
+use crate::kernels::fma_axpy;
 
 /// A low-rank delta ready to apply to any rows of its weight.
 pub struct Delta {
@@ -94,14 +95,9 @@ impl Delta {
                 .enumerate()
             {
                 let right = &self.right[k * self.cols..(k + 1) * self.cols];
-                let l = f64::from(l);
-                for (a, &r) in acc.iter_mut().zip(right) {
-                    // torch's CPU matmul (MKL) accumulates B @ A with fused multiply-adds in
-                    // rank order; an f32 product is exact in f64, so this is one rounding per
-                    // step like a hardware FMA (bar double rounding, about 2^-29 of steps,
-                    // which then vanishes in the 16-bit output), and it vectorizes everywhere.
-                    *a = (l * f64::from(r) + f64::from(*a)) as f32;
-                }
+                // torch's CPU matmul (MKL) accumulates B @ A with fused multiply-adds in
+                // rank order; doing the same makes merges bit-identical to PEFT's.
+                fma_axpy(&mut acc, l, right);
             }
             match self.delta_type {
                 None => row
