@@ -4,6 +4,7 @@
 pub mod bnb;
 pub mod config;
 pub mod tensor;
+pub mod vocab;
 
 pub use config::{FloatType, HfConfig};
 pub use tensor::{ModelTensor, Storage, TensorReader};
