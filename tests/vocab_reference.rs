@@ -337,6 +337,8 @@ cases! {
     spm_gemma3 => "spm-gemma3",
     spm_phi3 => "spm-phi3",
     bpe_unknown_pre_tokenizer => "bpe-unknown",
+    hf_llama_without_tokenizer_model => "hf-llama-no-spm",
+    hf_mistral_without_tokenizer_model => "hf-mistral-no-spm",
     real_llama2_spm => "real-llama-spm",
     real_phi3 => "real-phi3",
     real_llama3_bpe => "real-llama3",

@@ -301,6 +301,24 @@ def case_spm_phi3(d):
                                                pad_token_id=400))
 
 
+def case_hf_llama_no_spm(d, arch="LlamaForCausalLM"):
+    """A Llama 2 / Mistral fine-tune saved by transformers 5: tokenizer.json (SentencePiece-style
+    BPE) and tokenizer_config.json, no tokenizer.model; the converter's LlamaHfVocab path."""
+    from transformers import LlamaTokenizer
+    with tempfile.TemporaryDirectory() as tmp:
+        train_spm(Path(tmp) / "sp.model", 400, user_defined=["<|user_sym|>"])
+        t = LlamaTokenizer(vocab_file=str(Path(tmp) / "sp.model"))
+    t.add_tokens(["<|im_start|>", "my word"])
+    t.add_special_tokens({"additional_special_tokens": ["<|im_end|>"], "pad_token": "<pad>"})
+    t.chat_template = "{% for m in messages %}<|im_start|>{{ m.content }}<|im_end|>{% endfor %}"
+    t.save_pretrained(d)
+    write_json(d / "config.json", llama_config(arch, 404, bos_token_id=1, eos_token_id=2))
+
+
+def case_hf_mistral_no_spm(d):
+    case_hf_llama_no_spm(d, "MistralForCausalLM")
+
+
 def train_bpe():
     from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers, Regex, processors
     tok = Tokenizer(models.BPE(ignore_merges=True))
@@ -504,6 +522,8 @@ CASES = {
     "spm-gemma3": case_spm_gemma3,
     "spm-phi3": case_spm_phi3,
     "bpe-unknown": case_bpe_unknown,
+    "hf-llama-no-spm": case_hf_llama_no_spm,
+    "hf-mistral-no-spm": case_hf_mistral_no_spm,
     "real-llama-spm": case_real_llama_spm,
     "real-phi3": case_real_phi3,
     "real-llama3": case_real_llama3,

@@ -40,28 +40,6 @@ fn pre_name(hash: &str) -> Option<&'static str> {
         .map(|(_, n)| *n)
 }
 
-/// True when tokenizer.json is a SentencePiece-style BPE (byte fallback, a decoder sequence):
-/// llama's converter reads those with `LlamaHfVocab` instead of as byte-level BPE.
-pub(super) fn is_llama_hf_bpe(files: &TokenizerFiles) -> Result<bool> {
-    let Some((_, json)) = files.tokenizer_json()? else {
-        return Ok(false);
-    };
-    let model = json
-        .get("model")
-        .ok_or_else(|| Error::format(files.path("tokenizer.json"), "no `model` section"))?;
-    let flag = |k: &str, default: bool| model.get(k).and_then(Value::as_bool).unwrap_or(default);
-    let is_bpe = model.get("type").and_then(Value::as_str) == Some("BPE");
-    if is_bpe && flag("ignore_merges", false) && !flag("byte_fallback", true) {
-        return Ok(false);
-    }
-    let decoder_is_sequence = json
-        .get("decoder")
-        .and_then(|d| d.get("type"))
-        .and_then(Value::as_str)
-        == Some("Sequence");
-    Ok(is_bpe && flag("byte_fallback", false) && decoder_is_sequence)
-}
-
 /// `_set_vocab_gpt2`: tokens, types and pre-tokenizer from tokenizer.json, then SpecialVocab with
 /// merges.
 pub(super) fn write_gpt2(

@@ -8,6 +8,7 @@
 
 mod bpe;
 mod files;
+mod llama_hf;
 mod pre_table;
 pub mod sentencepiece;
 mod special;
@@ -380,12 +381,8 @@ fn llama(
     }
     if files.exists("tokenizer.model")? {
         spm::write_sentencepiece(files, config, h, kv)?;
-    } else if bpe::is_llama_hf_bpe(files)? {
-        return Err(Error::usage(format!(
-            "{}: a SentencePiece-style BPE tokenizer.json without tokenizer.model is not supported yet; \
-             copy tokenizer.model from the base model into this folder",
-            files.path("tokenizer.json")
-        )));
+    } else if llama_hf::is_llama_hf_bpe(files)? {
+        llama_hf::write_llama_hf(files, config, kv)?;
     } else {
         bpe::write_gpt2(files, config, h, kv)?;
     }
