@@ -306,8 +306,8 @@ def case_hf_llama_no_spm(d, arch="LlamaForCausalLM"):
     BPE) and tokenizer_config.json, no tokenizer.model; the converter's LlamaHfVocab path."""
     from transformers import LlamaTokenizer
     with tempfile.TemporaryDirectory() as tmp:
-        train_spm(Path(tmp) / "sp.model", 400, user_defined=["<|user_sym|>"])
-        t = LlamaTokenizer(vocab_file=str(Path(tmp) / "sp.model"))
+        train_spm(Path(tmp) / "tokenizer.model", 400, user_defined=["<|user_sym|>"])
+        t = LlamaTokenizer.from_pretrained(tmp)
     t.add_tokens(["<|im_start|>", "my word"])
     t.add_special_tokens({"additional_special_tokens": ["<|im_end|>"], "pad_token": "<pad>"})
     t.chat_template = "{% for m in messages %}<|im_start|>{{ m.content }}<|im_end|>{% endfor %}"
