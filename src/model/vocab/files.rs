@@ -6,10 +6,13 @@ use crate::io::InputDir;
 use serde_json::{Map, Value};
 use std::cell::OnceCell;
 
+/// A JSON object file: its bytes (for parsers that take them) and its parsed contents.
+pub(super) type JsonFile = (Vec<u8>, Map<String, Value>);
+
 /// Lazily opened tokenizer files of one folder.
 pub(super) struct TokenizerFiles<'a> {
     dir: &'a dyn InputDir,
-    tokenizer_json: OnceCell<Option<(Vec<u8>, Map<String, Value>)>>,
+    tokenizer_json: OnceCell<Option<JsonFile>>,
     tokenizer_config: OnceCell<Option<Map<String, Value>>>,
 }
 
@@ -54,7 +57,7 @@ impl<'a> TokenizerFiles<'a> {
     }
 
     /// A JSON file whose top level must be an object, if present.
-    fn json_object(&self, name: &str) -> Result<Option<(Vec<u8>, Map<String, Value>)>> {
+    fn json_object(&self, name: &str) -> Result<Option<JsonFile>> {
         let Some(bytes) = self.bytes(name)? else {
             return Ok(None);
         };
@@ -65,7 +68,7 @@ impl<'a> TokenizerFiles<'a> {
     }
 
     /// `tokenizer.json` as raw bytes and parsed, if present.
-    pub(super) fn tokenizer_json(&self) -> Result<Option<&(Vec<u8>, Map<String, Value>)>> {
+    pub(super) fn tokenizer_json(&self) -> Result<Option<&JsonFile>> {
         if self.tokenizer_json.get().is_none() {
             let v = self.json_object("tokenizer.json")?;
             let _ = self.tokenizer_json.set(v);

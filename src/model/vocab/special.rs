@@ -79,8 +79,8 @@ impl SpecialVocab {
             lowercase: None,
             strip_accents: None,
         };
-        sv.from_tokenizer_files(files)?;
-        sv.from_config(config)?;
+        sv.read_tokenizer_files(files)?;
+        sv.read_config(config)?;
         if load_merges && sv.merges.is_empty() {
             sv.merges_txt(files)?;
         }
@@ -133,7 +133,7 @@ impl SpecialVocab {
     }
 
     /// `_try_load_from_tokenizer_json`.
-    fn from_tokenizer_files(&mut self, files: &TokenizerFiles) -> Result<()> {
+    fn read_tokenizer_files(&mut self, files: &TokenizerFiles) -> Result<()> {
         let json_path = files.path("tokenizer.json");
         let tokenizer = files.tokenizer_json()?.map(|(_, m)| m);
         let empty = Vec::new();
@@ -435,7 +435,7 @@ impl SpecialVocab {
     }
 
     /// `_try_load_from_config_json`: ids in config.json (or its text_config) for kinds still unset.
-    fn from_config(&mut self, config: &HfConfig) -> Result<()> {
+    fn read_config(&mut self, config: &HfConfig) -> Result<()> {
         for kind in self.kinds.clone() {
             let k = format!("{kind}_token_id");
             let mut v = config.raw.get(&k).filter(|v| !v.is_null());
@@ -511,9 +511,8 @@ impl SpecialVocab {
                 if !names.is_empty() {
                     kv.set(key::CHAT_TEMPLATES, Val::Strs(names));
                 }
-                match default {
-                    Some(t) => kv.set(key::CHAT_TEMPLATE, Val::Str(t.clone())),
-                    None => {}
+                if let Some(t) = default {
+                    kv.set(key::CHAT_TEMPLATE, Val::Str(t.clone()));
                 }
             }
         }
