@@ -333,6 +333,9 @@ macro_rules! cases {
 cases! {
     spm_llama => "spm-llama",
     spm_mistral_add_prefix_space => "spm-mistral-prefix",
+    spm_codellama_fim_ids => "spm-codellama",
+    spm_granite_size_drops_bos => "spm-granite-size",
+    spm_gemma => "spm-gemma",
     spm_gemma2 => "spm-gemma2",
     spm_gemma3 => "spm-gemma3",
     spm_phi3 => "spm-phi3",

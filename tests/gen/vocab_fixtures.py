@@ -243,6 +243,27 @@ def case_spm_mistral_prefix(d):
     write_json(d / "config.json", llama_config("MistralForCausalLM", 320, bos_token_id=1, eos_token_id=2))
 
 
+def case_spm_codellama(d):
+    """vocab_size 32016 (CodeLlama): the converter adds the fill-in-the-middle ids, eot among them."""
+    train_spm(d / "tokenizer.model", 320)
+    write_json(d / "tokenizer_config.json", {"add_bos_token": True, "bos_token": "<s>", "eos_token": "</s>",
+                                             "chat_template": "{{ messages }}"})
+    write_json(d / "config.json", llama_config("LlamaForCausalLM", 32016, bos_token_id=1, eos_token_id=2))
+
+
+def case_spm_granite_size(d):
+    """vocab_size 49152 (granite small, SmolLM): the converter forces add_bos_token false at the end."""
+    train_spm(d / "tokenizer.model", 320)
+    write_json(d / "tokenizer_config.json", {"add_bos_token": True, "add_eos_token": False,
+                                             "bos_token": "<s>", "eos_token": "</s>"})
+    write_json(d / "config.json", llama_config("LlamaForCausalLM", 49152, bos_token_id=1, eos_token_id=2))
+
+
+def case_spm_gemma(d):
+    """Gemma (1): CodeGemma's fill-in-the-middle ids are added to every Gemma."""
+    gemma_files(d, llama_config("GemmaForCausalLM", 420, bos_token_id=2, eos_token_id=1, pad_token_id=0))
+
+
 GEMMA_PIECES = ("<unk>", "<bos>", "<eos>", "<pad>")
 
 
@@ -397,13 +418,10 @@ def case_real_phi3(d):
     names = ["<|endoftext|>", "<|assistant|>", "<|placeholder1|>", "<|placeholder2|>", "<|placeholder3|>",
              "<|placeholder4|>", "<|system|>", "<|end|>", "<|placeholder5|>", "<|placeholder6|>", "<|user|>"]
     adds = [added(0, "<unk>"), added(1, "<s>"), added(2, "</s>", special=False)]
-    adds += [added(32000 + i, n, special=(n != "<|endoftext|>" and "placeholder" not in n) or n == "<|endoftext|>",
-                   normalized=False) for i, n in enumerate(names)]
-    # Phi-3 really marks the placeholders and </s> as non-special, and <|endoftext|> as special.
+    # Phi-3 marks </s> and the placeholders as non-special, and strips spaces after its chat markers.
+    adds += [added(32000 + i, n, special="placeholder" not in n) for i, n in enumerate(names)]
     for a in adds:
-        if "placeholder" in a["content"]:
-            a["special"] = False
-        a["rstrip"] = a["id"] >= 32000 and a["content"] != "<|endoftext|>"
+        a["rstrip"] = a["id"] > 32000
     write_json(d / "tokenizer.json", {"version": "1.0", "added_tokens": adds, "normalizer": {
         "type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "▁"},
                                             {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}]},
@@ -518,6 +536,9 @@ def case_real_qwen3(d):
 CASES = {
     "spm-llama": case_spm_llama,
     "spm-mistral-prefix": case_spm_mistral_prefix,
+    "spm-codellama": case_spm_codellama,
+    "spm-granite-size": case_spm_granite_size,
+    "spm-gemma": case_spm_gemma,
     "spm-gemma2": case_spm_gemma2,
     "spm-gemma3": case_spm_gemma3,
     "spm-phi3": case_spm_phi3,

@@ -2,15 +2,23 @@
 //! (commit 0c1e57098bba) writes it for the llama, mistral, qwen2/qwen3, gemma/gemma2/gemma3 and phi3
 //! architectures.
 //!
+//! Paths, as the converter takes them: SentencePiece `tokenizer.model` (`spm`), phi3's own variant
+//! of it, byte-level BPE from tokenizer.json with the pre-tokenizer picked by llama.cpp's check hash
+//! (`bpe`), and Llama/Mistral tokenizer.json without tokenizer.model (`llama_hf`); special ids,
+//! flags and chat template come from gguf-py's `SpecialVocab` (`special`).
+//!
 //! The converter builds the `tokenizer.*` keys in a dict where a second write keeps the key's first
-//! position; [`Kvs`] reproduces that, and every loader below writes through it in the converter's
+//! position; `Kvs` reproduces that, and every loader below writes through it in the converter's
 //! order, so [`Vocab::kvs`] lists the keys exactly as they appear in its GGUF.
+//!
+//! Not covered: Mistral-format folders (tekken.json / consolidated weights, which need
+//! mistral-common) and extra templates in an `additional_chat_templates/` subfolder.
 
 mod bpe;
 mod files;
 mod llama_hf;
 mod pre_table;
-pub mod sentencepiece;
+mod sentencepiece;
 mod special;
 mod spm;
 

@@ -208,9 +208,10 @@ pub(super) fn write_phi3(
     for (id, content, special) in added {
         if id >= t.tokens.len() {
             return Err(Error::format(
-                files.path("tokenizer_config.json"),
+                files.path("tokenizer.model"),
                 format!(
-                    "added token {content:?} has id {id}, beyond the vocabulary of {}",
+                    "added token {content:?} (tokenizer_config.json or tokenizer.json) has id {id}, \
+                     beyond the {} entries of the vocabulary; set vocab_size in config.json to cover it",
                     t.tokens.len()
                 ),
             ));
