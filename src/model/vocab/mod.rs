@@ -179,7 +179,7 @@ impl Kvs {
         self.set(format!("{}{flag}", key::GGML), Val::Bool(v));
     }
 
-    fn into_vocab(self) -> Result<Vocab> {
+    fn into_vocab(self) -> Vocab {
         let mut v = Vocab {
             model: String::new(),
             pre: None,
@@ -214,12 +214,7 @@ impl Kvs {
                 (k, val) => unreachable!("tokenizer key {k} holds {val:?}"),
             }
         }
-        if v.tokens.len() != v.token_types.len() {
-            return Err(Error::usage(
-                "internal error: token and token type counts differ",
-            ));
-        }
-        Ok(v)
+        v
     }
 }
 
@@ -345,7 +340,7 @@ pub fn load_vocab(dir: &dyn InputDir, config: &HfConfig) -> Result<Vocab> {
             }
         }
     }
-    kv.into_vocab()
+    Ok(kv.into_vocab())
 }
 
 /// `_set_vocab_sentencepiece`, or `_set_vocab_gpt2` when there is no `tokenizer.model`.
@@ -442,7 +437,7 @@ mod tests {
         kv.set(key::TOKEN_TYPE, Val::I32s(vec![1]));
         kv.set("tokenizer.ggml.bos_token_id", Val::U32(1));
         kv.set_flag("add_space_prefix", false);
-        let v = kv.into_vocab().unwrap();
+        let v = kv.into_vocab();
         assert_eq!(v.flags, vec![("add_space_prefix".to_string(), false)]);
         assert_eq!(v.special_ids, vec![("bos".to_string(), 1)]);
         let keys: Vec<_> = v.kvs().into_iter().map(|(k, _)| k).collect();
