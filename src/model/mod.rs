@@ -5,6 +5,7 @@ pub mod arch;
 pub mod bnb;
 pub mod config;
 pub mod tensor;
+pub mod vocab;
 
 pub use config::{FloatType, HfConfig};
 pub use tensor::{ModelTensor, Storage, TensorReader};
