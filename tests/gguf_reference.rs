@@ -17,10 +17,6 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Metadata our files do not have yet: the vocabulary comes with `model::vocab` (another
-/// branch). Remove this exception once it lands.
-const PENDING_KEY_PREFIXES: [&str; 2] = ["tokenizer.ggml.", "tokenizer.chat_template"];
-
 /// KV payloads up to this many bytes are recorded inline, longer ones as sha256 (as the
 /// generator does).
 const INLINE_BYTES: usize = 256;
@@ -86,10 +82,6 @@ fn sha256(bytes: &[u8]) -> String {
         .collect()
 }
 
-fn pending(key: &str) -> bool {
-    PENDING_KEY_PREFIXES.iter().any(|p| key.starts_with(p))
-}
-
 /// One KV as the reference records it: key, type, array element type and count, and the
 /// payload (hex when short, else sha256).
 fn kv_record(key: &str, ty: &str, elem: Option<(&str, u64)>, payload: &[u8]) -> String {
@@ -108,7 +100,7 @@ fn describe_ours(path: &Path) -> (Vec<String>, Vec<String>) {
     let kvs = gguf
         .metadata
         .iter()
-        .filter(|e| !pending(&e.key) && !PROVENANCE_KEYS.contains(&e.key.as_str()))
+        .filter(|e| !PROVENANCE_KEYS.contains(&e.key.as_str()))
         .map(|e| {
             let payload = read_range(&file, e.payload.clone());
             let ty = type_name(e.value.value_type().id());
@@ -154,7 +146,6 @@ fn describe_reference(reference: &Value) -> (Vec<String>, Vec<String>) {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|kv| !pending(kv["key"].as_str().unwrap()))
         .map(|kv| {
             let elem = kv
                 .get("elem_type")

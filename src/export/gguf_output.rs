@@ -11,9 +11,12 @@ mod general;
 use super::plan::StreamTensor;
 use super::writer::Writer;
 use crate::error::{Error, Result};
-use crate::formats::gguf::{GgufLayout, GgufWriter, Metadata, TensorSpec, TensorType, Value};
+use crate::formats::gguf::{
+    Array, GgufLayout, GgufWriter, Metadata, TensorSpec, TensorType, Value,
+};
 use crate::io::{InputDir, OutputDir, OutputFile};
 use crate::model::arch::{ComputedTensor, GgufArch, TensorConversion, ValueTransform};
+use crate::model::vocab::{load_vocab, VocabValue};
 use crate::model::{FloatType, HfConfig};
 use crate::quant::ggml::GgmlType;
 use general::GeneralMetadata;
@@ -119,12 +122,24 @@ pub struct GgufPlan {
     files: Vec<(GgufType, String, GgufLayout)>,
 }
 
-/// Tokenizer metadata (`tokenizer.ggml.*`, `tokenizer.chat_template`).
-///
-/// Placeholder until `crate::model::vocab` lands: no vocabulary is written yet, so llama.cpp
-/// cannot load these files; the reference tests skip the `tokenizer.` keys meanwhile.
-fn tokenizer_metadata(_dir: &dyn InputDir, _config: &HfConfig) -> Result<Metadata> {
-    Ok(Metadata::new())
+/// Tokenizer metadata (`tokenizer.ggml.*`, `tokenizer.chat_template*`) in the converter's order.
+fn tokenizer_metadata(dir: &dyn InputDir, config: &HfConfig) -> Result<Metadata> {
+    let vocab = load_vocab(dir, config)?;
+    let mut m = Metadata::new();
+    for (key, v) in vocab.kvs() {
+        let value = match v {
+            VocabValue::Str(s) => Value::String(s.into()),
+            VocabValue::StrArray(a) => {
+                Value::Array(Array::String(a.into_iter().map(String::from).collect()))
+            }
+            VocabValue::F32Array(a) => Value::Array(Array::F32(a.to_vec())),
+            VocabValue::I32Array(a) => Value::Array(Array::I32(a.to_vec())),
+            VocabValue::U32(x) => Value::U32(x),
+            VocabValue::Bool(b) => Value::Bool(b),
+        };
+        m.set(key, value);
+    }
+    Ok(m)
 }
 
 impl GgufPlan {
