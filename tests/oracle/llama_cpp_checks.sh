@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The checks that need the real llama.cpp (llama-cpp-python, no torch), run by CI:
+# every architecture fixture exported to GGUF by our CLI, loaded by llama.cpp, and its logits
+# compared with the transformers logits the fixture generator recorded.
+# usage: tests/oracle/llama_cpp_checks.sh PYTHON LLM_EXPORT_BINARY
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+python="$1" bin="$2"
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+failed=0
+for model in tests/fixtures/gguf/models/*/; do
+  case=$(basename "$model")
+  ref="tests/fixtures/gguf/refs/$case.logits.npy"
+  [ -f "$ref" ] || continue
+  "$bin" export "$model" --to gguf:f32 --to gguf:f16 --to gguf:bf16 --to gguf:q8_0 --out "$out/$case" -q
+  for gguf in "$out/$case"/*.gguf; do
+    "$python" tests/oracle/gguf_llama_cpp.py "$gguf" "$ref" || failed=$((failed + 1))
+  done
+done
+echo "llama.cpp checks: $failed failed"
+[ "$failed" -eq 0 ]
