@@ -15,7 +15,14 @@ for model in tests/fixtures/gguf/models/*/; do
   [ -f "$ref" ] || continue
   "$bin" export "$model" --to gguf:f32 --to gguf:f16 --to gguf:bf16 --to gguf:q8_0 --out "$out/$case" -q
   for gguf in "$out/$case"/*.gguf; do
-    "$python" tests/oracle/gguf_llama_cpp.py "$gguf" "$ref" || failed=$((failed + 1))
+    # Tolerance relative to the reference logits' RMS: llama.cpp computes bf16 models with bf16
+    # activations, and Q8_0 rounding moves tiny random models' logits by several percent.
+    case "$gguf" in
+      *-BF16.gguf) rel=0.05 ;;
+      *-Q8_0.gguf) rel=0.15 ;;
+      *) rel=0.01 ;;
+    esac
+    "$python" tests/oracle/gguf_llama_cpp.py "$gguf" "$ref" --max-rel "$rel" || failed=$((failed + 1))
   done
 done
 echo "llama.cpp checks: $failed failed"
