@@ -10,11 +10,11 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 failed=0
 for model in tests/fixtures/gguf/models/*/; do
-  case=$(basename "$model")
-  ref="tests/fixtures/gguf/refs/$case.logits.npy"
+  name=$(basename "$model")
+  ref="tests/fixtures/gguf/refs/$name.logits.npy"
   [ -f "$ref" ] || continue
-  "$bin" export "$model" --to gguf:f32 --to gguf:f16 --to gguf:bf16 --to gguf:q8_0 --out "$out/$case" -q
-  for gguf in "$out/$case"/*.gguf; do
+  "$bin" export "$model" --to gguf:f32 --to gguf:f16 --to gguf:bf16 --to gguf:q8_0 --out "$out/$name" -q
+  for gguf in "$out/$name"/*.gguf; do
     # Tolerance relative to the reference logits' RMS: llama.cpp computes bf16 models with bf16
     # activations, and Q8_0 rounding moves tiny random models' logits by several percent.
     case "$gguf" in
