@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 python="$1" bin="$2"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-failed=0
+passed=0 failed=0
 for model in tests/fixtures/gguf/models/*/; do
   name=$(basename "$model")
   ref="tests/fixtures/gguf/refs/$name.logits.npy"
@@ -22,8 +22,12 @@ for model in tests/fixtures/gguf/models/*/; do
       *-Q8_0.gguf) rel=0.15 ;;
       *) rel=0.01 ;;
     esac
-    "$python" tests/oracle/gguf_llama_cpp.py "$gguf" "$ref" --max-rel "$rel" || failed=$((failed + 1))
+    if "$python" tests/oracle/gguf_llama_cpp.py "$gguf" "$ref" --max-rel "$rel"; then
+      passed=$((passed + 1))
+    else
+      failed=$((failed + 1))
+    fi
   done
 done
-echo "llama.cpp checks: $failed failed"
+echo "llama.cpp: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
