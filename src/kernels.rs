@@ -37,7 +37,8 @@ mod tests {
             s ^= s << 13;
             s ^= s >> 7;
             s ^= s << 17;
-            f32::from_bits(0x3c00_0000 | (s as u32 & 0x01ff_ffff)) * if s & (1 << 40) != 0 { -1.0 } else { 1.0 }
+            f32::from_bits(0x3c00_0000 | (s as u32 & 0x01ff_ffff))
+                * if s & (1 << 40) != 0 { -1.0 } else { 1.0 }
         };
         let r: Vec<f32> = (0..4099).map(|_| next()).collect();
         let mut acc: Vec<f32> = (0..4099).map(|_| next()).collect();

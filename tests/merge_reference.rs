@@ -286,9 +286,15 @@ fn merged_4bit_matches_bitsandbytes_quantization() {
 fn untouched_4bit_weights_are_copied_exactly() {
     // lora-nf4 changes q, v and down; k_proj keeps transformers' own encoding, not a lossy
     // dequantize-requantize round trip.
-    let files = run("tiny-llama-nf4-dq", Some("lora-nf4"), &[OutputKind::Merged4], None);
+    let files = run(
+        "tiny-llama-nf4-dq",
+        Some("lora-nf4"),
+        &[OutputKind::Merged4],
+        None,
+    );
     let ours = folder_tensors(&files, "merged_4bit");
-    let base = read_tensors(&std::fs::read(fixture("tiny-llama-nf4-dq/model.safetensors")).unwrap());
+    let base =
+        read_tensors(&std::fs::read(fixture("tiny-llama-nf4-dq/model.safetensors")).unwrap());
     let prefix = "model.layers.0.self_attn.k_proj.weight";
     let group: Vec<&String> = base.keys().filter(|k| k.starts_with(prefix)).collect();
     assert_eq!(group.len(), 6);

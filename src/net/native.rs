@@ -4,7 +4,7 @@
 use super::{Body, HttpTransport, Method, Request, Response};
 use std::io::{self, BufReader};
 use std::time::Duration;
-use ureq::{SendBody, Agent};
+use ureq::{Agent, SendBody};
 
 /// Blocking HTTP over `ureq`.
 pub struct NativeTransport {

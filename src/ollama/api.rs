@@ -141,9 +141,8 @@ impl<T: HttpTransport> OllamaClient<T> {
     pub fn version(&self) -> Result<String> {
         let response = self.send(Request::new(Method::Get, self.url("/api/version")))?;
         let body = self.expect_ok(response, "asking for its version")?;
-        let value: Value = serde_json::from_str(&body).map_err(|e| {
-            Error::usage(format!("{} did not answer like Ollama: {e}", self.base))
-        })?;
+        let value: Value = serde_json::from_str(&body)
+            .map_err(|e| Error::usage(format!("{} did not answer like Ollama: {e}", self.base)))?;
         Ok(value["version"].as_str().unwrap_or_default().to_string())
     }
 
@@ -167,11 +166,15 @@ impl<T: HttpTransport> OllamaClient<T> {
 
     /// `POST /api/create` with `request` (`stream` is set), passing every status line to
     /// `progress`; fails on an `error` line or a stream that ends without `success`.
-    pub fn create(&self, request: &Map<String, Value>, progress: &mut dyn FnMut(Progress)) -> Result<()> {
+    pub fn create(
+        &self,
+        request: &Map<String, Value>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<()> {
         let mut body = request.clone();
         body.insert("stream".into(), true.into());
-        let response =
-            self.send(Request::new(Method::Post, self.url("/api/create")).json(&Value::Object(body)))?;
+        let response = self
+            .send(Request::new(Method::Post, self.url("/api/create")).json(&Value::Object(body)))?;
         if response.status != 200 {
             return self.expect_ok(response, "creating the model").map(drop);
         }
@@ -182,7 +185,9 @@ impl<T: HttpTransport> OllamaClient<T> {
                 continue;
             }
             let value: Value = serde_json::from_str(&line).map_err(|e| {
-                Error::usage(format!("Ollama sent an unreadable status line `{line}`: {e}"))
+                Error::usage(format!(
+                    "Ollama sent an unreadable status line `{line}`: {e}"
+                ))
             })?;
             if let Some(message) = value.get("error").and_then(Value::as_str) {
                 return Err(server_error("creating the model", message));
@@ -244,8 +249,10 @@ impl<T: HttpTransport> OllamaClient<T> {
         let total = data.len();
         let digest = match &blob.digest {
             Some(d) => d.clone(),
-            None => Digest::of(data, |done| progress(Progress::Hashing { file, done, total }))
-                .map_err(|e| Error::io(&blob.file.path, e))?,
+            None => Digest::of(data, |done| {
+                progress(Progress::Hashing { file, done, total })
+            })
+            .map_err(|e| Error::io(&blob.file.path, e))?,
         };
         if self.has_blob(&digest)? {
             progress(Progress::AlreadyUploaded { file });
@@ -257,14 +264,17 @@ impl<T: HttpTransport> OllamaClient<T> {
             done: 0,
             report: &mut |done| progress(Progress::Uploading { file, done, total }),
         };
-        self.upload_blob(&digest, &mut counted, total).map_err(|e| match e {
-            Error::Usage { message } if message.contains("digest mismatch") => Error::usage(format!(
+        self.upload_blob(&digest, &mut counted, total)
+            .map_err(|e| match e {
+                Error::Usage { message } if message.contains("digest mismatch") => {
+                    Error::usage(format!(
                 "{message}: {} changed while it was being uploaded, or its digest is stale; \
                  push again",
                 blob.file.path
-            )),
-            e => e,
-        })?;
+            ))
+                }
+                e => e,
+            })?;
         Ok(digest)
     }
 
@@ -280,7 +290,7 @@ impl<T: HttpTransport> OllamaClient<T> {
             | io::ErrorKind::NotFound
             | io::ErrorKind::TimedOut
             | io::ErrorKind::AddrNotAvailable => Error::usage(format!(
-                "cannot reach Ollama at {}: {e}. Is Ollama running? Start it with `ollama serve` \
+                "cannot reach Ollama at {} ({e}): is Ollama running? Start it with `ollama serve` \
                  or pass --ollama-host",
                 self.base
             )),
@@ -316,7 +326,11 @@ fn server_error(doing: &str, message: &str) -> Error {
 
 /// Creates `request` on the Ollama server at `host` with the native HTTP client.
 #[cfg(feature = "net-native")]
-pub fn push_native(host: &str, request: &PushRequest, progress: &mut dyn FnMut(Progress)) -> Result<()> {
+pub fn push_native(
+    host: &str,
+    request: &PushRequest,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<()> {
     OllamaClient::new(host, crate::net::NativeTransport::new())?.push(request, progress)
 }
 
@@ -341,9 +355,11 @@ fn normalize_host(host: &str) -> Result<String> {
         return Err(Error::usage(format!("Ollama host `{host}` names no host")));
     }
     // A port is present when the text after the last ':' is digits and not inside an IPv6 [].
-    let has_port = hostport
-        .rsplit_once(':')
-        .is_some_and(|(h, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && (!h.contains(':') || h.ends_with(']')));
+    let has_port = hostport.rsplit_once(':').is_some_and(|(h, p)| {
+        !p.is_empty()
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && (!h.contains(':') || h.ends_with(']'))
+    });
     let port = if has_port {
         String::new()
     } else {
@@ -420,7 +436,10 @@ impl<'a, R: ReadAt + ?Sized> ChunkReader<'a, R> {
 impl<R: ReadAt + ?Sized> Read for ChunkReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = self.source.len() - self.pos;
-        let n = buf.len().min(CHUNK).min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = buf
+            .len()
+            .min(CHUNK)
+            .min(usize::try_from(left).unwrap_or(usize::MAX));
         self.source.read_exact_at(self.pos, &mut buf[..n])?;
         self.pos += n as u64;
         Ok(n)
@@ -453,7 +472,10 @@ mod tests {
         assert_eq!(n("127.0.0.1"), "http://127.0.0.1:11434");
         assert_eq!(n("localhost:8080"), "http://localhost:8080");
         assert_eq!(n("http://example.com/"), "http://example.com:80");
-        assert_eq!(n("https://example.com/ollama"), "https://example.com:443/ollama");
+        assert_eq!(
+            n("https://example.com/ollama"),
+            "https://example.com:443/ollama"
+        );
         assert_eq!(n("[::1]:11434"), "http://[::1]:11434");
         assert_eq!(n("[::1]"), "http://[::1]:11434");
         assert!(normalize_host("ftp://x").is_err());
@@ -461,10 +483,26 @@ mod tests {
 
     #[test]
     fn model_names() {
-        for ok in ["llama3", "me/llama-3-ft:q4_k_m", "registry.example.com/me/m:1.0", "Model_1"] {
+        for ok in [
+            "llama3",
+            "me/llama-3-ft:q4_k_m",
+            "registry.example.com/me/m:1.0",
+            "Model_1",
+        ] {
             assert!(validate_model_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "a b", "a..b", "me.x/model", "a/b/c/d", "m:", ":t", "m+Q4", "m@sha256-x", "ü"] {
+        for bad in [
+            "",
+            "a b",
+            "a..b",
+            "me.x/model",
+            "a/b/c/d",
+            "m:",
+            ":t",
+            "m+Q4",
+            "m@sha256-x",
+            "ü",
+        ] {
             assert!(validate_model_name(bad).is_err(), "{bad}");
         }
         assert!(validate_model_name(&"a".repeat(129)).is_err());

@@ -80,7 +80,7 @@ pub(crate) fn extract(nodes: &[Node]) -> Result<Extracted, String> {
                 }
                 body = Some(loop_body(b, var)?);
             }
-            other => return Err(format!("unsupported construct {other:?}")),
+            other => return Err(format!("unsupported `{other}`")),
         }
     }
     let body = body.ok_or("no loop over the messages")?;
@@ -94,7 +94,10 @@ pub(crate) fn extract(nodes: &[Node]) -> Result<Extracted, String> {
         (Some(_), Some(_)) => return Err("two default system prompts".into()),
         (Some(d), None) => Some(d),
         (None, Some(lit)) => {
-            let turn = body.system.as_ref().ok_or("default system without a system format")?;
+            let turn = body
+                .system
+                .as_ref()
+                .ok_or("default system without a system format")?;
             Some(unwrap_default(&lit, turn, "system")?)
         }
         (None, None) => None,
@@ -105,7 +108,9 @@ pub(crate) fn extract(nodes: &[Node]) -> Result<Extracted, String> {
             leading,
             system: body.system,
             user: body.user.ok_or("user messages are not rendered")?,
-            assistant: body.assistant.ok_or("assistant messages are not rendered")?,
+            assistant: body
+                .assistant
+                .ok_or("assistant messages are not rendered")?,
             other: body.other,
             generation,
             thinking: None,
@@ -125,63 +130,49 @@ struct LoopBody {
 }
 
 fn loop_body(body: &[Node], var: &str) -> Result<LoopBody, String> {
-    // The body is: role-independent atoms, at most one role dispatch, more atoms; plus the
-    // optional default-system and last-message generation conditionals.
-    let mut before = Vec::new();
-    let mut after = Vec::new();
-    let mut dispatch = None;
+    // Role-independent conditionals (default system prompt, generation after the last message)
+    // are taken out; what remains is evaluated once per role.
     let mut generation = Vec::new();
     let mut default_system = None;
-    for node in body {
-        if !generation.is_empty() {
-            return Err("output after the generation prompt".into());
-        }
-        match node {
-            Node::Text(_) | Node::Output(_) => {
-                let atoms = atoms_of(node, var)?;
-                if dispatch.is_none() {
-                    before.extend(atoms);
-                } else {
-                    after.extend(atoms);
-                }
+    let mut per_message = Vec::new();
+    for (i, node) in body.iter().enumerate() {
+        let Node::If(branches, otherwise) = node else {
+            per_message.push(node.clone());
+            continue;
+        };
+        let [(cond, then)] = branches.as_slice() else {
+            per_message.push(node.clone());
+            continue;
+        };
+        let canon = cond.to_string();
+        if otherwise.is_empty() && is_last_and_generation(&canon) {
+            if body[i + 1..]
+                .iter()
+                .any(|n| !matches!(n, Node::Text(t) if t.is_empty()))
+            {
+                return Err("output after the generation prompt".into());
             }
-            Node::If(branches, otherwise) if only_raises(branches, otherwise) => {}
-            Node::If(branches, otherwise) => {
-                let [(cond, then)] = branches.as_slice() else {
-                    dispatch = set_once(dispatch, (branches, otherwise))?;
-                    continue;
-                };
-                let canon = cond.to_string();
-                if otherwise.is_empty() && is_last_and_generation(&canon) {
-                    for n in then {
-                        generation.extend(pieces_only(atoms_of(n, var)?)?);
-                    }
-                } else if otherwise.is_empty() && is_default_system_guard(&canon) {
-                    if !before.is_empty() || dispatch.is_some() || default_system.is_some() {
-                        return Err("default system prompt after message output".into());
-                    }
-                    let [Node::Output(Expr::Str(lit))] = then.as_slice() else {
-                        return Err("default system prompt is not a literal".into());
-                    };
-                    default_system = Some(lit.clone());
-                } else {
-                    dispatch = set_once(dispatch, (branches, otherwise))?;
-                }
+            for n in then {
+                generation.extend(pieces_only(atoms_of(n, var)?)?);
             }
-            other => return Err(format!("unsupported construct in the loop {other:?}")),
+        } else if otherwise.is_empty() && is_default_system_guard(&canon) {
+            if !per_message.is_empty() {
+                return Err("default system prompt after message output".into());
+            }
+            let [Node::Output(Expr::Str(lit))] = then.as_slice() else {
+                return Err("default system prompt is not a literal".into());
+            };
+            default_system = Some(lit.clone());
+        } else {
+            per_message.push(node.clone());
         }
     }
-    let mut turns = ROLES.iter().map(|role| {
-        let middle = match dispatch {
-            None => Some(Vec::new()),
-            Some((branches, otherwise)) => role_branch(branches, otherwise, var, role)?,
-        };
-        let Some(middle) = middle else {
-            return Ok(None);
-        };
-        let atoms: Vec<Atom> = before.iter().chain(&middle).chain(&after).cloned().collect();
-        turn_of(atoms, *role == "tool")
-    });
+    let mut turns = ROLES
+        .iter()
+        .map(|role| match role_atoms(&per_message, var, role)? {
+            Some(atoms) => turn_of(atoms, *role == "tool"),
+            None => Ok(None),
+        });
     let mut next = || turns.next().expect("four roles");
     Ok(LoopBody {
         system: next()?,
@@ -193,38 +184,32 @@ fn loop_body(body: &[Node], var: &str) -> Result<LoopBody, String> {
     })
 }
 
-type Branches<'a> = (&'a Vec<(Expr, Vec<Node>)>, &'a Vec<Node>);
-
-fn set_once<'a>(slot: Option<Branches<'a>>, value: Branches<'a>) -> Result<Option<Branches<'a>>, String> {
-    match slot {
-        None => Ok(Some(value)),
-        Some(_) => Err("more than one role dispatch".into()),
-    }
-}
-
-/// The atoms `role` gets from a dispatch, `None` when the role is refused or not rendered.
-fn role_branch(
-    branches: &[(Expr, Vec<Node>)],
-    otherwise: &[Node],
-    var: &str,
-    role: &str,
-) -> Result<Option<Vec<Atom>>, String> {
-    let mut chosen = otherwise;
-    for (cond, then) in branches {
-        match eval_role(cond, var, role) {
-            Some(true) => {
-                chosen = then;
-                break;
-            }
-            Some(false) => {}
-            None => return Err(format!("condition `{cond}` depends on more than the role")),
-        }
-    }
+/// What the loop body emits for a message of `role`, `None` when it refuses the role.
+fn role_atoms(nodes: &[Node], var: &str, role: &str) -> Result<Option<Vec<Atom>>, String> {
     let mut atoms = Vec::new();
-    for node in chosen {
+    for node in nodes {
         match node {
             Node::Output(e) if is_raise(e) => return Ok(None),
             Node::If(b, o) if only_raises(b, o) => {}
+            Node::If(branches, otherwise) => {
+                let mut chosen = otherwise;
+                for (cond, then) in branches {
+                    match eval_role(cond, var, role) {
+                        Some(true) => {
+                            chosen = then;
+                            break;
+                        }
+                        Some(false) => {}
+                        None => {
+                            return Err(format!("condition `{cond}` depends on more than the role"))
+                        }
+                    }
+                }
+                match role_atoms(chosen, var, role)? {
+                    Some(inner) => atoms.extend(inner),
+                    None => return Ok(None),
+                }
+            }
             _ => atoms.extend(atoms_of(node, var)?),
         }
     }
@@ -248,7 +233,10 @@ fn turn_of(atoms: Vec<Atom>, any_role: bool) -> Result<Option<Turn>, String> {
     if any_role && atoms.contains(&Atom::Piece(Piece::RoleTitle)) {
         return Ok(None);
     }
-    let at = atoms.iter().position(|a| *a == Atom::Content).expect("counted");
+    let at = atoms
+        .iter()
+        .position(|a| *a == Atom::Content)
+        .expect("counted");
     let mut atoms = atoms.into_iter().map(|a| match a {
         Atom::Piece(p) => p,
         Atom::Content => Piece::Text(String::new()),
@@ -342,7 +330,7 @@ fn atoms_of(node: &Node, var: &str) -> Result<Vec<Atom>, String> {
             concat(e, var, &mut out)?;
             Ok(out)
         }
-        other => Err(format!("unsupported construct {other:?}")),
+        other => Err(format!("unsupported `{other}`")),
     }
 }
 
@@ -352,7 +340,9 @@ fn concat(e: &Expr, var: &str, out: &mut Vec<Atom>) -> Result<(), String> {
             Expr::Attr(base, field) if field == "content" => match &**base {
                 Expr::Name(n) => n == var && !var.is_empty(),
                 // The leading system message, read before the loop.
-                Expr::Item(m, i) => var.is_empty() && **m == Expr::Name("messages".into()) && **i == Expr::Int(0),
+                Expr::Item(m, i) => {
+                    var.is_empty() && **m == Expr::Name("messages".into()) && **i == Expr::Int(0)
+                }
                 _ => false,
             },
             _ => false,
@@ -368,8 +358,13 @@ fn concat(e: &Expr, var: &str, out: &mut Vec<Atom>) -> Result<(), String> {
         Expr::Name(n) if n == "bos_token" => Atom::Piece(Piece::Bos),
         Expr::Name(n) if n == "eos_token" => Atom::Piece(Piece::Eos),
         // Trimming is the one transformation Go templates cannot do; messages are taken as sent.
-        Expr::Filter(inner, f, args) if f == "trim" && args.is_empty() && content_of(inner) => Atom::Content,
-        Expr::Call(m, args) if args.is_empty() && matches!(&**m, Expr::Attr(inner, f) if f == "strip" && content_of(inner)) => {
+        Expr::Filter(inner, f, args) if f == "trim" && args.is_empty() && content_of(inner) => {
+            Atom::Content
+        }
+        Expr::Call(m, args)
+            if args.is_empty()
+                && matches!(&**m, Expr::Attr(inner, f) if f == "strip" && content_of(inner)) =>
+        {
             Atom::Content
         }
         e if content_of(e) => Atom::Content,
@@ -377,7 +372,10 @@ fn concat(e: &Expr, var: &str, out: &mut Vec<Atom>) -> Result<(), String> {
         Expr::Filter(inner, f, args) if f == "capitalize" && args.is_empty() && role_of(inner) => {
             Atom::Piece(Piece::RoleTitle)
         }
-        Expr::Call(m, args) if args.is_empty() && matches!(&**m, Expr::Attr(inner, f) if f == "title" && role_of(inner)) => {
+        Expr::Call(m, args)
+            if args.is_empty()
+                && matches!(&**m, Expr::Attr(inner, f) if f == "title" && role_of(inner)) =>
+        {
             Atom::Piece(Piece::RoleTitle)
         }
         other => return Err(format!("unsupported expression `{other}`")),
@@ -398,7 +396,8 @@ fn pieces_only(atoms: Vec<Atom>) -> Result<Vec<Piece>, String> {
 
 /// Evaluates a condition on the role alone; `None` when it reads anything else.
 fn eval_role(e: &Expr, var: &str, role: &str) -> Option<bool> {
-    let is_role = |e: &Expr| matches!(e, Expr::Attr(b, f) if f == "role" && **b == Expr::Name(var.into()));
+    let is_role =
+        |e: &Expr| matches!(e, Expr::Attr(b, f) if f == "role" && **b == Expr::Name(var.into()));
     match e {
         Expr::Bin(op @ ("==" | "!="), a, b) => {
             let lit = match (&**a, &**b) {
@@ -421,9 +420,10 @@ fn is_raise(e: &Expr) -> bool {
 /// An `if` whose every branch only raises (input validation: no output for valid input).
 fn only_raises(branches: &[(Expr, Vec<Node>)], otherwise: &[Node]) -> bool {
     let raises = |nodes: &[Node]| {
-        nodes
-            .iter()
-            .all(|n| matches!(n, Node::Output(e) if is_raise(e)) || matches!(n, Node::Text(t) if t.trim().is_empty()))
+        nodes.iter().all(|n| {
+            matches!(n, Node::Output(e) if is_raise(e))
+                || matches!(n, Node::Text(t) if t.trim().is_empty())
+        })
     };
     branches.iter().all(|(_, b)| raises(b)) && raises(otherwise)
 }
@@ -441,7 +441,8 @@ fn is_name(e: &Expr, name: &str) -> bool {
 }
 
 fn is_last_and_generation(canon: &str) -> bool {
-    canon == "(loop.last and add_generation_prompt)" || canon == "(add_generation_prompt and loop.last)"
+    canon == "(loop.last and add_generation_prompt)"
+        || canon == "(add_generation_prompt and loop.last)"
 }
 
 fn is_default_system_guard(canon: &str) -> bool {
@@ -462,12 +463,19 @@ mod tests {
     fn role_generic_loop() {
         let e = extract_src("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}").unwrap();
         let turn = Turn::new(
-            vec![Piece::Text("<|im_start|>".into()), Piece::Role, Piece::Text("\n".into())],
+            vec![
+                Piece::Text("<|im_start|>".into()),
+                Piece::Role,
+                Piece::Text("\n".into()),
+            ],
             vec![Piece::Text("<|im_end|>".into()), Piece::Text("\n".into())],
         );
         assert_eq!(e.layout.user, turn);
         assert_eq!(e.layout.other, Some(turn));
-        assert_eq!(e.layout.generation, [Piece::Text("<|im_start|>assistant\n".into())]);
+        assert_eq!(
+            e.layout.generation,
+            [Piece::Text("<|im_start|>assistant\n".into())]
+        );
         assert_eq!(e.default_system, None);
     }
 

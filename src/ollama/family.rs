@@ -158,7 +158,12 @@ const FAMILIES: &[FamilyInfo] = &[
         name: "qwen3",
         stops: &["<|im_start|>", "<|im_end|>"],
         stops_if_emitted: &[],
-        params: &[("temperature", 0.6), ("top_k", 20.0), ("top_p", 0.95), ("repeat_penalty", 1.0)],
+        params: &[
+            ("temperature", 0.6),
+            ("top_k", 20.0),
+            ("top_p", 0.95),
+            ("repeat_penalty", 1.0),
+        ],
     },
     FamilyInfo {
         family: Family::Gemma,
@@ -345,7 +350,9 @@ pub(crate) fn recognize_markers(m: &Markers) -> Family {
 /// not simple gets no template rather than a guessed one.
 pub(crate) fn layout(family: Family, m: &Markers) -> Result<FamilyLayout, String> {
     let turn = |p: &str, s: Vec<Piece>| Turn::new(vec![text(p)], s);
-    let uniform = |p: &str, mid: &str, s: &str| Turn::new(vec![text(p), Piece::Role, text(mid)], vec![text(s)]);
+    let uniform = |p: &str, mid: &str, s: &str| {
+        Turn::new(vec![text(p), Piece::Role, text(mid)], vec![text(s)])
+    };
     let base = |user: Turn, assistant: Turn, generation: &str| Layout {
         opening: vec![],
         leading: Leading::Turn,
@@ -378,7 +385,11 @@ pub(crate) fn layout(family: Family, m: &Markers) -> Result<FamilyLayout, String
             let mut l = Layout {
                 system: Some(header.clone()),
                 other: Some(header.clone()),
-                ..base(header.clone(), header, "<|start_header_id|>assistant<|end_header_id|>\n\n")
+                ..base(
+                    header.clone(),
+                    header,
+                    "<|start_header_id|>assistant<|end_header_id|>\n\n",
+                )
             };
             if family == Family::Llama31 {
                 let date = default_date(m).ok_or("no default `date_string` in the template")?;
@@ -428,6 +439,14 @@ pub(crate) fn layout(family: Family, m: &Markers) -> Result<FamilyLayout, String
                 ..base(t.clone(), t, "<|assistant|>\n")
             }
         }
+        Family::MistralV1 => Layout {
+            leading: first_user("", "\n\n"),
+            ..base(
+                turn(" [INST] ", vec![text(" [/INST]")]),
+                turn(" ", vec![Piece::Eos]),
+                "",
+            )
+        },
         Family::MistralV3 => Layout {
             leading: last_user,
             ..base(
@@ -438,12 +457,20 @@ pub(crate) fn layout(family: Family, m: &Markers) -> Result<FamilyLayout, String
         },
         Family::MistralV3Tekken => Layout {
             leading: last_user,
-            ..base(turn("[INST]", vec![text("[/INST]")]), turn("", vec![Piece::Eos]), "")
+            ..base(
+                turn("[INST]", vec![text("[/INST]")]),
+                turn("", vec![Piece::Eos]),
+                "",
+            )
         },
         Family::MistralV7Tekken => {
             let l = Layout {
                 system: Some(turn("[SYSTEM_PROMPT]", vec![text("[/SYSTEM_PROMPT]")])),
-                ..base(turn("[INST]", vec![text("[/INST]")]), turn("", vec![Piece::Eos]), "")
+                ..base(
+                    turn("[INST]", vec![text("[/INST]")]),
+                    turn("", vec![Piece::Eos]),
+                    "",
+                )
             };
             let (default_system, warning) = match mistral_default_system(m) {
                 Ok(d) => (d, None),
@@ -456,7 +483,6 @@ pub(crate) fn layout(family: Family, m: &Markers) -> Result<FamilyLayout, String
             });
         }
         Family::Mistral
-        | Family::MistralV1
         | Family::MistralV7
         | Family::Phi4
         | Family::Zephyr
@@ -483,23 +509,29 @@ pub(crate) struct FamilyLayout {
 
 /// `set date_string = "26 Jul 2024"`: the date llama 3.x templates print when given none.
 fn default_date(m: &Markers) -> Option<String> {
-    m.tokens.as_deref().unwrap_or_default().iter().find_map(|t| match t {
-        Token::Statement(s) => {
-            let rhs = s.strip_prefix("set")?.trim().strip_prefix("date_string")?;
-            match jinja::parse_expr(rhs.trim().strip_prefix('=')?) {
-                Ok(Expr::Str(d)) => Some(d),
-                _ => None,
+    m.tokens
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .find_map(|t| match t {
+            Token::Statement(s) => {
+                let rhs = s.strip_prefix("set")?.trim().strip_prefix("date_string")?;
+                match jinja::parse_expr(rhs.trim().strip_prefix('=')?) {
+                    Ok(Expr::Str(d)) => Some(d),
+                    _ => None,
+                }
             }
-        }
-        _ => None,
-    })
+            _ => None,
+        })
 }
 
 /// A ChatML system turn written out as one literal (Qwen's "You are Qwen, …" default).
 fn chatml_default_system(m: &Markers) -> Option<String> {
     m.literals.iter().find_map(|l| {
         let inner = l.strip_prefix("<|im_start|>system\n")?;
-        let inner = inner.strip_suffix("<|im_end|>\n").or_else(|| inner.strip_suffix("<|im_end|>"))?;
+        let inner = inner
+            .strip_suffix("<|im_end|>\n")
+            .or_else(|| inner.strip_suffix("<|im_end|>"))?;
         (!inner.is_empty() && !inner.contains("<|im_")).then(|| inner.to_string())
     })
 }
@@ -523,16 +555,19 @@ fn mistral_default_system(m: &Markers) -> Result<Option<String>, String> {
     Ok(None)
 }
 
-/// Whether a fallback layout's literal text all occurs in the template; when it does not, the
-/// template only shares the family's markers and the fallback would be a guess.
+/// Whether the special tokens of a fallback layout all occur in the template; when they do not,
+/// the template only shares the family's markers and the fallback would be a guess.
 pub(crate) fn fits(layout: &Layout, m: &Markers) -> bool {
+    let special = regex::Regex::new(r"<[^<>\s]+>|\[[A-Z_/]+\]").expect("valid pattern");
     let joined: String = m.literals.concat();
     let pieces = layout
         .turns()
         .flat_map(|t| t.prefix.iter().chain(&t.suffix))
         .chain(&layout.generation);
     pieces.into_iter().all(|p| match p {
-        Piece::Text(t) => t.split('\n').all(|line| joined.contains(line)),
+        Piece::Text(t) => special
+            .find_iter(t)
+            .all(|tok| joined.contains(tok.as_str())),
         _ => true,
     })
 }
@@ -544,7 +579,10 @@ mod tests {
     #[test]
     fn every_family_has_one_row() {
         for row in FAMILIES {
-            assert_eq!(FAMILIES.iter().filter(|r| r.family == row.family).count(), 1);
+            assert_eq!(
+                FAMILIES.iter().filter(|r| r.family == row.family).count(),
+                1
+            );
             assert_eq!(row.family.name(), row.name);
         }
     }

@@ -21,6 +21,11 @@ pub(crate) enum Token {
 
 /// Splits `src` into tokens; comments are dropped.
 pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, String> {
+    // Jinja drops one trailing newline of the source (keep_trailing_newline is off).
+    let src = src
+        .strip_suffix("\r\n")
+        .or_else(|| src.strip_suffix('\n'))
+        .unwrap_or(src);
     let mut tokens = Vec::new();
     let mut pos = 0;
     // What the previous tag asked of the text after it: strip all whitespace (`-`), or drop one
@@ -196,10 +201,15 @@ fn lex(src: &str) -> Result<Vec<Lex>, String> {
                 i += 1;
             }
             let digits: String = chars[start..i].iter().collect();
-            if i < chars.len() && chars[i] == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit) {
+            if i < chars.len()
+                && chars[i] == '.'
+                && chars.get(i + 1).is_some_and(char::is_ascii_digit)
+            {
                 return Err("float literals are not supported".into());
             }
-            out.push(Lex::Int(digits.parse().map_err(|_| format!("bad number {digits}"))?));
+            out.push(Lex::Int(
+                digits.parse().map_err(|_| format!("bad number {digits}"))?,
+            ));
         } else if c.is_alphabetic() || c == '_' {
             let start = i;
             while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
@@ -310,7 +320,8 @@ impl fmt::Display for Expr {
             Expr::Attr(v, n) => write!(f, "{v}.{n}"),
             Expr::Item(v, i) => write!(f, "{v}[{i}]"),
             Expr::Slice(v, a, b) => {
-                let bound = |x: &Option<Box<Expr>>| x.as_ref().map(|e| e.to_string()).unwrap_or_default();
+                let bound =
+                    |x: &Option<Box<Expr>>| x.as_ref().map(|e| e.to_string()).unwrap_or_default();
                 write!(f, "{v}[{}:{}]", bound(a), bound(b))
             }
             Expr::Call(c, args) => write!(f, "{c}({})", join(args)),
@@ -328,7 +339,11 @@ impl fmt::Display for Expr {
 }
 
 fn join(items: &[Expr]) -> String {
-    items.iter().map(Expr::to_string).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(Expr::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 struct ExprParser {
@@ -433,7 +448,9 @@ impl ExprParser {
         }
         let mut left = self.binary(level + 1)?;
         while let Some(Lex::Op(o)) = self.peek() {
-            let Some(op) = LEVELS[level].iter().find(|x| **x == *o) else { break };
+            let Some(op) = LEVELS[level].iter().find(|x| **x == *o) else {
+                break;
+            };
             self.pos += 1;
             left = Expr::Bin(op, Box::new(left), Box::new(self.binary(level + 1)?));
         }
@@ -582,6 +599,19 @@ pub(crate) enum Node {
     Set(String, Expr),
 }
 
+impl fmt::Display for Node {
+    /// The node's opening tag, for messages.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Node::Text(t) => write!(f, "text {t:?}"),
+            Node::Output(e) => write!(f, "{{{{ {e} }}}}"),
+            Node::If(branches, _) => write!(f, "{{% if {} %}}", branches[0].0),
+            Node::For { var, iter, .. } => write!(f, "{{% for {var} in {iter} %}}"),
+            Node::Set(target, value) => write!(f, "{{% set {target} = {value} %}}"),
+        }
+    }
+}
+
 /// Parses a token list into nodes. Statements other than `if`/`for`/`set` are errors.
 pub(crate) fn parse(tokens: &[Token]) -> Result<Vec<Node>, String> {
     let mut pos = 0;
@@ -690,6 +720,7 @@ mod tests {
         assert_eq!(text("a{% if 1 +%}\nb{% endif %}"), "a\nb");
         assert_eq!(text("  {{ 1 }}  {% if 1 %}k{% endif %}"), "  <1>  k");
         assert_eq!(text("{{ '%}' }}"), "<'%}'>");
+        assert_eq!(text("a\n\n"), "a\n");
     }
 
     #[test]

@@ -61,7 +61,11 @@ pub fn modelfile(spec: &ModelfileSpec) -> Result<Modelfile> {
         origin: TemplateOrigin::None,
         warnings: Vec::new(),
     };
-    let Some(source) = spec.chat_template.as_deref().filter(|t| !t.trim().is_empty()) else {
+    let Some(source) = spec
+        .chat_template
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+    else {
         mf.warnings.push(
             "the tokenizer has no chat template, so the Modelfile has no TEMPLATE: Ollama will \
              send prompts to the model as they are"
@@ -202,7 +206,10 @@ mod tests {
     fn end_tokens() {
         assert_eq!(first_token("<|im_end|>\n").as_deref(), Some("<|im_end|>"));
         assert_eq!(first_token(" </s><s>").as_deref(), Some("</s>"));
-        assert_eq!(first_token("\n\nQuestion:\nx").as_deref(), Some("Question:"));
+        assert_eq!(
+            first_token("\n\nQuestion:\nx").as_deref(),
+            Some("Question:")
+        );
         assert_eq!(first_token("  "), None);
     }
 

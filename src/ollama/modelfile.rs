@@ -139,7 +139,10 @@ fn read_value(raw: &str) -> Option<String> {
 
 fn unquote(s: &str) -> Option<String> {
     if let Some(rest) = s.strip_prefix("\"\"\"") {
-        return (s.len() >= 6).then(|| rest.strip_suffix("\"\"\"")).flatten().map(str::to_string);
+        return (s.len() >= 6)
+            .then(|| rest.strip_suffix("\"\"\""))
+            .flatten()
+            .map(str::to_string);
     }
     if let Some(rest) = s.strip_prefix('"') {
         return rest.strip_suffix('"').map(str::to_string);

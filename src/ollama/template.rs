@@ -105,9 +105,14 @@ pub(crate) struct Layout {
 impl Layout {
     /// Every turn format and text piece, for inspections such as "which end tokens appear".
     pub fn turns(&self) -> impl Iterator<Item = &Turn> {
-        [Some(&self.user), Some(&self.assistant), self.system.as_ref(), self.other.as_ref()]
-            .into_iter()
-            .flatten()
+        [
+            Some(&self.user),
+            Some(&self.assistant),
+            self.system.as_ref(),
+            self.other.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
     }
 }
 
@@ -199,7 +204,12 @@ pub(crate) fn go_template(layout: &Layout, specials: Specials) -> String {
     w.inline(".Content");
     if !layout.assistant.suffix.is_empty() {
         w.inline("if not $last");
-        w.pieces(&layout.assistant.suffix, Some("assistant"), Bos::Always, specials);
+        w.pieces(
+            &layout.assistant.suffix,
+            Some("assistant"),
+            Bos::Always,
+            specials,
+        );
         w.inline("end");
     }
     if let Some(turn) = &layout.other {
@@ -207,15 +217,17 @@ pub(crate) fn go_template(layout: &Layout, specials: Specials) -> String {
         w.turn(turn, None, bos, specials, None);
     }
     w.block("end");
-    w.block("if and $last (ne .Role \"assistant\")");
-    w.pieces(&layout.generation, None, Bos::Always, specials);
-    if let Some(thinking) = &layout.thinking {
-        w.inline("if and $.IsThinkSet (not $.Think)");
-        w.text(&thinking.open);
-        w.text(&thinking.close);
+    if !layout.generation.is_empty() || layout.thinking.is_some() {
+        w.block("if and $last (ne .Role \"assistant\")");
+        w.pieces(&layout.generation, None, Bos::Always, specials);
+        if let Some(thinking) = &layout.thinking {
+            w.inline("if and $.IsThinkSet (not $.Think)");
+            w.text(&thinking.open);
+            w.text(&thinking.close);
+            w.inline("end");
+        }
         w.inline("end");
     }
-    w.inline("end");
     w.block("end");
     w.finish()
 }
@@ -397,7 +409,10 @@ mod tests {
         }
     }
 
-    const SPECIALS: Specials = Specials { bos: "<s>", eos: "</s>" };
+    const SPECIALS: Specials = Specials {
+        bos: "<s>",
+        eos: "</s>",
+    };
 
     #[test]
     fn chatml_reads_like_the_library_templates() {
