@@ -467,6 +467,28 @@ fn family_parameters() {
     assert_eq!(gemma3.parameters[0], ("temperature".to_string(), 1.0));
     let small = by_name("mistral-small-3.2-24b-instruct");
     assert!(small.system.is_none() && small.warnings.iter().any(|w| w.contains("current date")));
+    // Templates that refuse system messages still take Ollama's SYSTEM, before the first user turn.
+    for name in ["mistral-7b-instruct-v0.2", "gemma-2-2b-it"] {
+        let mf = by_name(name);
+        assert!(
+            mf.warnings
+                .iter()
+                .any(|w| w.contains("refuses system messages")),
+            "{name}"
+        );
+        let conv = Conversation {
+            name: "system".into(),
+            messages: vec![
+                ("system".into(), "Be brief.".into()),
+                ("user".into(), "Hi".into()),
+            ],
+            mode: Mode::Generate,
+        };
+        assert!(
+            ollama_render(&mf, &conv).contains("Be brief.\n\nHi"),
+            "{name}"
+        );
+    }
     let devstral = by_name("devstral-small-2507");
     assert!(devstral
         .system

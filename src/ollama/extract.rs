@@ -5,7 +5,7 @@
 //! never a guess.
 
 use super::jinja::{Expr, Node};
-use super::template::{Layout, Leading, Piece, Turn};
+use super::template::{Layout, Leading, Piece, Turn, SYSTEM_IN_FIRST_USER};
 
 /// A layout read from a template, with the default system prompt it injects (if any).
 #[derive(Debug, Clone, PartialEq)]
@@ -14,6 +14,8 @@ pub(crate) struct Extracted {
     pub layout: Layout,
     /// System prompt the template uses when a conversation has none.
     pub default_system: Option<String>,
+    /// A choice made where the template has no answer.
+    pub note: Option<String>,
 }
 
 /// A wrapping piece or the message content it surrounds.
@@ -84,6 +86,16 @@ pub(crate) fn extract(nodes: &[Node]) -> Result<Extracted, String> {
         }
     }
     let body = body.ok_or("no loop over the messages")?;
+    let mut note = None;
+    if body.system_refused && leading == Leading::Turn {
+        // The template has no place for a system prompt (it raises); Ollama users still set
+        // one, so it goes where Mistral v1 and Gemma 3 put theirs.
+        leading = Leading::FirstUser {
+            before: vec![],
+            after: vec![Piece::Text("\n\n".into())],
+        };
+        note = Some(SYSTEM_IN_FIRST_USER.to_string());
+    }
     if !body.generation.is_empty() {
         if !generation.is_empty() {
             return Err("two generation prompts".into());
@@ -116,6 +128,7 @@ pub(crate) fn extract(nodes: &[Node]) -> Result<Extracted, String> {
             thinking: None,
         },
         default_system,
+        note,
     })
 }
 
@@ -125,6 +138,8 @@ struct LoopBody {
     user: Option<Turn>,
     assistant: Option<Turn>,
     other: Option<Turn>,
+    /// The template raises on system messages (rather than skipping them).
+    system_refused: bool,
     generation: Vec<Piece>,
     default_system: Option<String>,
 }
@@ -167,18 +182,22 @@ fn loop_body(body: &[Node], var: &str) -> Result<LoopBody, String> {
             per_message.push(node.clone());
         }
     }
-    let mut turns = ROLES
-        .iter()
-        .map(|role| match role_atoms(&per_message, var, role)? {
-            Some(atoms) => turn_of(atoms, *role == "tool"),
-            None => Ok(None),
-        });
+    let mut atoms = Vec::new();
+    for role in ROLES {
+        atoms.push(role_atoms(&per_message, var, role)?);
+    }
+    let system_refused = atoms[0].is_none();
+    let mut turns = ROLES.iter().zip(atoms).map(|(role, atoms)| match atoms {
+        Some(atoms) => turn_of(atoms, *role == "tool"),
+        None => Ok(None),
+    });
     let mut next = || turns.next().expect("four roles");
     Ok(LoopBody {
         system: next()?,
         user: next()?,
         assistant: next()?,
         other: next()?,
+        system_refused,
         generation,
         default_system,
     })

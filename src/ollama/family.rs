@@ -6,7 +6,7 @@
 //! model names, so fine-tunes and re-uploads are recognised as well as the originals.
 
 use super::jinja::{self, Expr, Token};
-use super::template::{text, Layout, Leading, Piece, Thinking, Turn};
+use super::template::{text, Layout, Leading, Piece, Thinking, Turn, SYSTEM_IN_FIRST_USER};
 use std::fmt;
 
 /// A family of chat templates.
@@ -420,18 +420,26 @@ pub(crate) fn layout(family: Family, m: &Markers) -> Result<FamilyLayout, String
             return Ok(FamilyLayout {
                 layout: l,
                 default_system: chatml_default_system(m),
-                warning: None,
+                note: None,
             });
         }
-        Family::Gemma | Family::Gemma3 => Layout {
-            // Gemma 1/2 templates refuse system messages; Gemma 3's placement is the natural one.
-            leading: first_user("", "\n\n"),
-            ..base(
-                turn("<start_of_turn>user\n", vec![text("<end_of_turn>\n")]),
-                turn("<start_of_turn>model\n", vec![text("<end_of_turn>\n")]),
-                "<start_of_turn>model\n",
-            )
-        },
+        Family::Gemma | Family::Gemma3 => {
+            let l = Layout {
+                leading: first_user("", "\n\n"),
+                ..base(
+                    turn("<start_of_turn>user\n", vec![text("<end_of_turn>\n")]),
+                    turn("<start_of_turn>model\n", vec![text("<end_of_turn>\n")]),
+                    "<start_of_turn>model\n",
+                )
+            };
+            // Gemma 1/2 templates refuse system messages; Gemma 3's placement serves them too.
+            let note = (family == Family::Gemma).then(|| SYSTEM_IN_FIRST_USER.to_string());
+            return Ok(FamilyLayout {
+                layout: l,
+                default_system: None,
+                note,
+            });
+        }
         Family::Phi3 => {
             let t = uniform("<|", "|>\n", "<|end|>\n");
             Layout {
@@ -472,14 +480,14 @@ pub(crate) fn layout(family: Family, m: &Markers) -> Result<FamilyLayout, String
                     "",
                 )
             };
-            let (default_system, warning) = match mistral_default_system(m) {
+            let (default_system, note) = match mistral_default_system(m) {
                 Ok(d) => (d, None),
                 Err(w) => (None, Some(w)),
             };
             return Ok(FamilyLayout {
                 layout: l,
                 default_system,
-                warning,
+                note,
             });
         }
         Family::Mistral
@@ -493,7 +501,7 @@ pub(crate) fn layout(family: Family, m: &Markers) -> Result<FamilyLayout, String
     Ok(FamilyLayout {
         layout,
         default_system: None,
-        warning: None,
+        note: None,
     })
 }
 
@@ -503,8 +511,8 @@ pub(crate) struct FamilyLayout {
     pub layout: Layout,
     /// The default system prompt found in the template.
     pub default_system: Option<String>,
-    /// Something the layout cannot reproduce.
-    pub warning: Option<String>,
+    /// Something the layout cannot reproduce, or a choice it makes.
+    pub note: Option<String>,
 }
 
 /// `set date_string = "26 Jul 2024"`: the date llama 3.x templates print when given none.

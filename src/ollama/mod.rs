@@ -83,12 +83,13 @@ pub fn modelfile(spec: &ModelfileSpec) -> Result<Modelfile> {
     let (layout, default_system) = match structural {
         Ok(e) => {
             mf.origin = TemplateOrigin::Structural;
+            mf.warnings.extend(e.note);
             (e.layout, e.default_system)
         }
         Err(why) => match family::layout(mf.family, &markers) {
             Ok(fl) if family::fits(&fl.layout, &markers) => {
                 mf.origin = TemplateOrigin::Family;
-                mf.warnings.extend(fl.warning);
+                mf.warnings.extend(fl.note);
                 (fl.layout, fl.default_system)
             }
             _ => {

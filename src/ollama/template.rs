@@ -71,6 +71,12 @@ pub(crate) enum Leading {
     },
 }
 
+/// Said when a template that refuses system messages gets [`Leading::FirstUser`] anyway.
+pub(crate) const SYSTEM_IN_FIRST_USER: &str =
+    "the chat template refuses system messages; a system \
+     prompt (SYSTEM or the request's) is put in front of the first user message, as Mistral v1 \
+     and Gemma 3 templates do";
+
 /// Reasoning tags of a thinking model (qwen3).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Thinking {
