@@ -608,26 +608,42 @@ fn modelfiles_read_back_exactly() {
     }
 }
 
-/// Literal text that could break out of the Go template or the Modelfile's `"""` block survives
-/// both: braces, quote runs at line ends, a leading quote.
+/// Synthetic simple templates, converted structurally and rendered both ways: literal text that
+/// could break out of the Go template or the Modelfile's `"""` block (braces, quote runs at line
+/// ends, a leading quote), and BOS strings between turns after a leading system block.
 #[test]
-fn hostile_literal_text_is_escaped() {
-    let source = "{% for m in messages %}{{ '\"\"\"' + m['role'] + ' says {{ x }} {' + '\\n' + m['content'] + '\\n\"\"\"\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '\"assistant\" says {{\\n\"\"' }}{% endif %}";
-    let f = Fixture {
-        name: "hostile".into(),
-        source: source.into(),
-        family: "unknown".into(),
-        bos: "<s>".into(),
-        eos: "</s>".into(),
-    };
-    let mf = modelfile(&spec(&f)).unwrap();
-    assert_eq!(mf.origin, TemplateOrigin::Structural);
-    let template = mf.template.clone().unwrap();
-    assert!(!template.contains("\"\"\""), "{template}");
-    let commands = parse_modelfile(&mf.render());
-    assert!(commands.contains(&("template".to_string(), template)));
-    for conv in extended_conversations() {
-        let reference = jinja_render(&f, &conv).unwrap();
-        assert_eq!(ollama_render(&mf, &conv), reference, "{conv:?}");
+fn synthetic_templates_convert_exactly() {
+    let sources = [
+        "{% for m in messages %}{{ '\"\"\"' + m['role'] + ' says {{ x }} {' + '\\n' + m['content'] + '\\n\"\"\"\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '\"assistant\" says {{\\n\"\"' }}{% endif %}",
+        "{% if messages[0]['role'] == 'system' %}{{ messages[0]['content'] + '\\n' }}{% set lm = messages[1:] %}{% else %}{% set lm = messages %}{% endif %}{% for m in lm %}{% if m['role'] == 'user' %}{{ bos_token + 'U: ' + m['content'] + '\\n' }}{% elif m['role'] == 'assistant' %}{{ 'A: ' + m['content'] + eos_token }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ 'A:' }}{% endif %}",
+    ];
+    for (i, source) in sources.iter().enumerate() {
+        let f = Fixture {
+            name: format!("synthetic-{i}"),
+            source: source.to_string(),
+            family: "unknown".into(),
+            bos: "<s>".into(),
+            eos: "</s>".into(),
+        };
+        let mf = modelfile(&spec(&f)).unwrap();
+        assert_eq!(mf.origin, TemplateOrigin::Structural, "{:?}", mf.warnings);
+        let template = mf.template.clone().unwrap();
+        assert!(!template.contains("\"\"\""), "{template}");
+        // The BOS of later user turns is kept, the one opening the prompt is not.
+        assert_eq!(
+            i == 1,
+            template.contains("{{ if $i }}<s>{{ end }}U: "),
+            "{template}"
+        );
+        let commands = parse_modelfile(&mf.render());
+        assert!(commands.contains(&("template".to_string(), template)));
+        for conv in extended_conversations() {
+            let reference = jinja_render(&f, &conv).unwrap();
+            assert_eq!(
+                ollama_render(&mf, &conv),
+                without_bos(&reference, &f.bos),
+                "{source}\n{conv:?}"
+            );
+        }
     }
 }

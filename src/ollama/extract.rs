@@ -39,6 +39,10 @@ pub(crate) fn extract(nodes: &[Node]) -> Result<Extracted, String> {
     for node in nodes {
         match node {
             Node::Text(_) | Node::Output(_) => {
+                // The leading system block renders at the first message, after the opening.
+                if body.is_none() && leading != Leading::Turn {
+                    return Err("output between the system block and the loop".into());
+                }
                 let atoms = atoms_of(node, "")?;
                 let target = if body.is_none() {
                     &mut opening
@@ -297,30 +301,24 @@ fn leading_system(
     if cond.to_string() != r#"(messages[0].role == "system")"# {
         return Err(format!("unsupported condition `{cond}` before the loop"));
     }
-    let split = |nodes: &[Node], skip: &str| -> Result<(Vec<Atom>, Option<String>), String> {
-        let mut atoms = Vec::new();
-        let mut alias = None;
-        for node in nodes {
-            match node {
-                Node::Set(name, value) => {
-                    let expected = if skip.is_empty() {
-                        "messages".to_string()
-                    } else {
-                        skip.to_string()
-                    };
-                    if value.to_string() != expected {
-                        return Err(format!("unsupported `set {name} = {value}`"));
+    // Each branch renders something and points the loop at the right messages.
+    let split =
+        |nodes: &[Node], loop_source: &str| -> Result<(Vec<Atom>, Option<String>), String> {
+            let mut atoms = Vec::new();
+            let mut alias = None;
+            for node in nodes {
+                match node {
+                    Node::Set(name, value) if value.to_string() == loop_source => {
+                        alias = Some(name.clone());
                     }
-                    alias = Some(name.clone());
+                    _ => atoms.extend(atoms_of(node, "")?),
                 }
-                _ => atoms.extend(atoms_of(node, "")?),
             }
-        }
-        Ok((atoms, alias))
-    };
+            Ok((atoms, alias))
+        };
     let (atoms, alias) = split(then, "messages[1:]")?;
     let turn = turn_of(atoms, false)?.ok_or("leading system message not rendered")?;
-    let (default_atoms, other_alias) = split(otherwise, "")?;
+    let (default_atoms, other_alias) = split(otherwise, "messages")?;
     let alias = alias.ok_or("no `set ... = messages[1:]`")?;
     if other_alias.as_deref() != Some(alias.as_str()) {
         return Err("the two branches set different loops".into());
@@ -499,6 +497,23 @@ mod tests {
     }
 
     #[test]
+    fn leading_system_with_a_default() {
+        let e = extract_src("{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ messages[0]['content'] + '\\n\\n' }}{% set lm = messages[1:] %}{% else %}{{ 'Be good.\\n\\n' }}{% set lm = messages %}{% endif %}{% for m in lm %}{% if m['role'] == 'user' %}{{ 'Q: ' + m['content'] + '\\n' }}{% elif m['role'] == 'assistant' %}{{ 'A: ' + m['content'] + eos_token }}{% else %}{{ raise_exception('no') }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ 'A:' }}{% endif %}").unwrap();
+        assert_eq!(e.default_system.as_deref(), Some("Be good."));
+        assert_eq!(e.layout.opening, [Piece::Bos]);
+        assert_eq!(
+            e.layout.leading,
+            Leading::Own {
+                turn: Turn::new(vec![], vec![Piece::Text("\n\n".into())]),
+                always: false
+            }
+        );
+        // The loop refuses later system messages; only the leading one has a place.
+        assert!(e.layout.system.is_none() && e.note.is_none());
+        assert_eq!(e.layout.assistant.suffix, [Piece::Eos]);
+    }
+
+    #[test]
     fn refuses_what_it_cannot_prove() {
         for src in [
             "{% for m in messages %}{% set x = 1 %}{{ m.content }}{% endfor %}",
@@ -506,6 +521,8 @@ mod tests {
             "{% for m in messages %}{{ m.content | upper }}{% endfor %}",
             "{% for m in messages %}{% if m.role == 'user' and m.content %}{{ m.content }}{% endif %}{% endfor %}",
             "{% for m in messages[1:] %}{{ m.content }}{% endfor %}",
+            // Output between the leading-system block and the loop would move.
+            "{% if messages[0]['role'] == 'system' %}{{ messages[0]['content'] }}{% set lm = messages[1:] %}{% else %}{% set lm = messages %}{% endif %}X{% for m in lm %}{{ m.content }}{% endfor %}",
         ] {
             assert!(extract_src(src).is_err(), "{src}");
         }

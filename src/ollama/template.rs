@@ -172,13 +172,19 @@ pub(crate) fn go_template(layout: &Layout, specials: Specials) -> String {
         w.inline("end");
     }
     let consumes_leading = layout.leading != Leading::Turn;
-    // Whether message $i is the first thing in the prompt, for BOS strings inside turns.
+    // Whether something precedes message $i, for BOS strings inside turns: any earlier message
+    // does, unless a leading system message renders nothing where it stands.
+    let leading_renders = match layout.leading {
+        Leading::Turn => layout.system.is_some(),
+        Leading::Own { .. } => true,
+        Leading::FirstUser { .. } | Leading::LastUser { .. } => false,
+    };
     let bos = if has_opening {
         Bos::Always
-    } else if consumes_leading || layout.system.is_none() {
-        Bos::If("or (gt $i 1) (and (eq $i 1) (ne (index $.Messages 0).Role \"system\"))")
-    } else {
+    } else if leading_renders {
         Bos::If("$i")
+    } else {
+        Bos::If("or (gt $i 1) (and (eq $i 1) (ne (index $.Messages 0).Role \"system\"))")
     };
 
     w.block("if eq .Role \"system\"");
@@ -452,5 +458,20 @@ mod tests {
         let t = go_template(&layout, SPECIALS);
         assert!(!t.starts_with("<s>"));
         assert!(t.contains("{{ if $i }}<s>{{ end }}<|im_start|>user"));
+        // A leading system message with its own format also precedes message 1.
+        layout.leading = Leading::Own {
+            turn: Turn::new(vec![], vec![text("\n")]),
+            always: false,
+        };
+        layout.system = None;
+        let t = go_template(&layout, SPECIALS);
+        assert!(t.contains("{{ if $i }}<s>{{ end }}<|im_start|>user"), "{t}");
+        // Merged into the first user turn, it does not.
+        layout.leading = Leading::FirstUser {
+            before: vec![],
+            after: vec![text("\n")],
+        };
+        let t = go_template(&layout, SPECIALS);
+        assert!(t.contains("{{ if or (gt $i 1) (and (eq $i 1) (ne (index $.Messages 0).Role \"system\")) }}<s>{{ end }}<|im_start|>user"), "{t}");
     }
 }
