@@ -62,6 +62,8 @@ pub(crate) fn extract(nodes: &[Node]) -> Result<Extracted, String> {
                 leading_default = default;
                 alias = Some(name);
             }
+            // The `else` of the generation prompt (an EOS when not generating) only follows a
+            // final assistant message, which a continued reply cuts off anyway.
             Node::If(branches, _) if body.is_some() => {
                 let [(cond, then)] = branches.as_slice() else {
                     return Err("only one `if add_generation_prompt` after the loop".into());

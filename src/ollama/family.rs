@@ -280,6 +280,7 @@ pub fn recognize(template: &str) -> Family {
     recognize_markers(&Markers::new(template))
 }
 
+/// [`recognize`] over already-read markers.
 pub(crate) fn recognize_markers(m: &Markers) -> Family {
     let spaced_inst = m.has("[INST] ");
     if m.has("<|im_start|>") {
