@@ -27,6 +27,12 @@ Example:
     Export(ExportArgs),
     /// Summarize a model folder, an adapter folder, a .safetensors or a .gguf file.
     Inspect(InspectArgs),
+    /// Write an Ollama Modelfile for an existing GGUF (its TEMPLATE converted from the GGUF's
+    /// chat template), and optionally create the model in a local Ollama.
+    #[command(after_help = "\
+Example:
+  llm-export modelfile out/Model-Q4_K_M.gguf --push my-model:latest")]
+    Modelfile(ModelfileArgs),
 }
 
 #[derive(Args, Debug)]
@@ -70,6 +76,35 @@ pub struct InspectArgs {
     pub tensors: bool,
     #[command(flatten)]
     pub report: ReportArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ModelfileArgs {
+    /// The GGUF the Modelfile's FROM names (the Modelfile is written next to it).
+    pub gguf: PathBuf,
+    /// A LoRA GGUF in the same folder, named by ADAPTER.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+    /// Print the Modelfile instead of writing it.
+    #[arg(long)]
+    pub print: bool,
+    /// Replace an existing Modelfile.
+    #[arg(long)]
+    pub overwrite: bool,
+    #[command(flatten)]
+    pub ollama: OllamaArgs,
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct OllamaArgs {
+    /// Create the model in a local Ollama under this name (`[namespace/]model[:tag]`).
+    #[arg(long, value_name = "NAME")]
+    pub push: Option<String>,
+    /// The Ollama server to push to.
+    #[arg(long, env = "OLLAMA_HOST", default_value = llm_export::ollama::DEFAULT_HOST)]
+    pub ollama_host: String,
 }
 
 #[derive(Args, Debug, Clone, Copy)]

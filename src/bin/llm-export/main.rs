@@ -1,6 +1,7 @@
 //! The `llm-export` command line: parses arguments, wires the library, reports.
 
 mod args;
+mod ollama;
 mod progress;
 mod report;
 
@@ -22,10 +23,12 @@ fn main() -> ExitCode {
     let json = match &cli.command {
         Command::Export(a) => a.report.json,
         Command::Inspect(a) => a.report.json,
+        Command::Modelfile(a) => a.report.json,
     };
     let result = match cli.command {
         Command::Export(a) => run_export(a),
         Command::Inspect(a) => run_inspect(a),
+        Command::Modelfile(a) => ollama::run_modelfile(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
