@@ -199,6 +199,35 @@ fn relative_path(name: &str, what: &str) -> Result<String> {
     Ok(format!("./{name}"))
 }
 
+impl ModelfileSpec {
+    /// The spec for an existing GGUF file named `gguf_file`, from its `tokenizer.*` metadata:
+    /// the chat template and the BOS/EOS token texts.
+    pub fn from_gguf(gguf: &crate::formats::gguf::GgufFile, gguf_file: &str) -> Self {
+        use crate::formats::gguf::{Array, Value};
+        let text = |key: &str| match gguf.get(key) {
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let token = |key: &str| {
+            let id = match gguf.get(key)? {
+                Value::U32(id) => *id as usize,
+                _ => return None,
+            };
+            match gguf.get("tokenizer.ggml.tokens")? {
+                Value::Array(Array::String(tokens)) => tokens.get(id).cloned(),
+                _ => None,
+            }
+        };
+        ModelfileSpec {
+            gguf_file: gguf_file.to_string(),
+            adapter_file: None,
+            chat_template: text("tokenizer.chat_template"),
+            bos_token: token("tokenizer.ggml.bos_token_id"),
+            eos_token: token("tokenizer.ggml.eos_token_id"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,34 +256,5 @@ mod tests {
         let mf = modelfile(&spec("m.gguf")).unwrap();
         assert_eq!(mf.from, "./m.gguf");
         assert!(mf.template.is_none() && !mf.warnings.is_empty());
-    }
-}
-
-impl ModelfileSpec {
-    /// The spec for an existing GGUF file named `gguf_file`, from its `tokenizer.*` metadata:
-    /// the chat template and the BOS/EOS token texts.
-    pub fn from_gguf(gguf: &crate::formats::gguf::GgufFile, gguf_file: &str) -> Self {
-        use crate::formats::gguf::{Array, Value};
-        let text = |key: &str| match gguf.get(key) {
-            Some(Value::String(s)) => Some(s.clone()),
-            _ => None,
-        };
-        let token = |key: &str| {
-            let id = match gguf.get(key)? {
-                Value::U32(id) => *id as usize,
-                _ => return None,
-            };
-            match gguf.get("tokenizer.ggml.tokens")? {
-                Value::Array(Array::String(tokens)) => tokens.get(id).cloned(),
-                _ => None,
-            }
-        };
-        ModelfileSpec {
-            gguf_file: gguf_file.to_string(),
-            adapter_file: None,
-            chat_template: text("tokenizer.chat_template"),
-            bos_token: token("tokenizer.ggml.bos_token_id"),
-            eos_token: token("tokenizer.ggml.eos_token_id"),
-        }
     }
 }
