@@ -120,7 +120,7 @@ def main() -> int:
             if config.get("use_rslora"):
                 as_converted = tmp / f"{i}-as-converted.gguf"
                 with_alpha(lora, float(config["lora_alpha"]), as_converted)
-                bad, row = compare(f"{name}, alpha as converted", 
+                bad, row = compare(f"{name}, alpha as converted",
                                    logits(Path(base_gguf), as_converted, args.threads),
                                    reference, args)
                 print(row + (" (must fail) CAUGHT" if not bad else " NOT CAUGHT"))
