@@ -26,9 +26,14 @@ use crate::model::arch::{GgufArch, ValueTransform};
 use crate::model::{BaseModel, ModelTensor};
 use std::fmt::Write as _;
 
-/// The types `--to lora-gguf:<type>` takes (the converter's `--outtype` choices).
-pub const LORA_GGUF_TYPES: [GgufType; 4] =
-    [GgufType::F32, GgufType::F16, GgufType::Bf16, GgufType::Q8_0];
+/// The types `--to lora-gguf:<type>` takes (the converter's `--outtype` choices), with their
+/// command-line names.
+pub const LORA_GGUF_TYPES: [(GgufType, &str); 4] = [
+    (GgufType::F32, "lora-gguf:f32"),
+    (GgufType::F16, "lora-gguf:f16"),
+    (GgufType::Bf16, "lora-gguf:bf16"),
+    (GgufType::Q8_0, "lora-gguf:q8_0"),
+];
 
 /// The type of a bare `--to lora-gguf`: F16, what llama.cpp's LoRA files usually are.
 pub const DEFAULT_LORA_GGUF_TYPE: GgufType = GgufType::F16;
@@ -37,14 +42,17 @@ pub const DEFAULT_LORA_GGUF_TYPE: GgufType = GgufType::F16;
 /// from what the converter writes (a plain adapter's file has none).
 pub const SCALING_KEY: &str = "llm_export.lora.scaling";
 
-/// The command-line name of output type `ty`, `lora-gguf:f16`.
+/// The command-line name of output type `ty`, `lora-gguf:f16` (`lora-gguf` for a type it does
+/// not take, which the plan refuses).
 pub fn cli_name(ty: GgufType) -> &'static str {
-    match ty {
-        GgufType::F32 => "lora-gguf:f32",
-        GgufType::F16 => "lora-gguf:f16",
-        GgufType::Bf16 => "lora-gguf:bf16",
-        GgufType::Q8_0 => "lora-gguf:q8_0",
-    }
+    LORA_GGUF_TYPES
+        .iter()
+        .find(|(t, _)| *t == ty)
+        .map_or("lora-gguf", |(_, name)| name)
+}
+
+fn supported(ty: GgufType) -> bool {
+    LORA_GGUF_TYPES.iter().any(|(t, _)| *t == ty)
 }
 
 /// Parses what follows `lora-gguf` on the command line: nothing, or `:<type>`.
@@ -55,9 +63,9 @@ pub fn parse_type(suffix: &str) -> Result<GgufType> {
     suffix
         .strip_prefix(':')
         .and_then(GgufType::parse)
-        .filter(|t| LORA_GGUF_TYPES.contains(t))
+        .filter(|t| supported(*t))
         .ok_or_else(|| {
-            let types: Vec<&str> = LORA_GGUF_TYPES.iter().map(|t| t.outtype()).collect();
+            let types: Vec<&str> = LORA_GGUF_TYPES.iter().map(|(t, _)| t.outtype()).collect();
             Error::usage(format!(
                 "unknown LoRA GGUF type `{}`; expected lora-gguf or lora-gguf:<type> with type one of: {}",
                 suffix.trim_start_matches(':'),
@@ -228,6 +236,12 @@ impl LoraGgufPlan {
         tensors: &[StreamTensor],
         types: &[GgufType],
     ) -> Result<Self> {
+        if let Some(ty) = types.iter().find(|t| !supported(**t)) {
+            return Err(Error::usage(format!(
+                "a GGUF LoRA adapter cannot be {}: convert_lora_to_gguf.py writes f32, f16, bf16 or q8_0",
+                ty.outtype()
+            )));
+        }
         let dir = adapter.dir.display();
         if adapter.config.use_dora {
             return Err(Error::usage(format!(
