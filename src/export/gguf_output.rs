@@ -6,7 +6,7 @@
 //! then emits the header, the tensors the converter computes (rope factors) and each streamed
 //! tensor's chunks in order, so the sink is never sought.
 
-mod general;
+pub(crate) mod general;
 
 use super::plan::StreamTensor;
 use super::writer::Writer;
@@ -26,10 +26,10 @@ use general::GeneralMetadata;
 pub const PROVENANCE_KEYS: [&str; 1] = ["general.quantized_by"];
 
 /// Our `general.quantized_by`.
-const QUANTIZED_BY: &str = "llm-export";
+pub(crate) const QUANTIZED_BY: &str = "llm-export";
 
 /// `GGML_QNT_VERSION`, written as `general.quantization_version`.
-const QUANTIZATION_VERSION: u32 = 2;
+pub(crate) const QUANTIZATION_VERSION: u32 = 2;
 
 /// The file types of `--to gguf:<type>` (the converter's `--outtype`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -79,7 +79,7 @@ impl GgufType {
     }
 
     /// The type of the tensors it quantizes.
-    fn tensor_type(self) -> TensorType {
+    pub(crate) fn tensor_type(self) -> TensorType {
         match self {
             GgufType::F32 => TensorType::F32,
             GgufType::F16 => TensorType::F16,
@@ -372,7 +372,7 @@ impl Writer for GgufOutput {
 /// Appends `values` encoded as `ty`, whole blocks for quantized types, which must be finite
 /// (checked by the caller). F16 and BF16 round to nearest even, quieting NaNs, as numpy and
 /// gguf-py do; block types use llama.cpp's reference quantizers, as the converter does.
-fn encode_values(ty: TensorType, values: &[f32], out: &mut Vec<u8>) {
+pub(crate) fn encode_values(ty: TensorType, values: &[f32], out: &mut Vec<u8>) {
     match ty {
         TensorType::F32 => values.iter().for_each(|v| out.extend(v.to_le_bytes())),
         TensorType::F16 => values

@@ -27,6 +27,11 @@ pub fn model_card(kind: OutputKind, plan: &Plan, adapter: Option<&Adapter>) -> S
             "Merged model (bitsandbytes NF4)",
         ),
         OutputKind::Gguf(_) => ("gguf", "- gguf\n- llama.cpp\n", "Merged model (GGUF)"),
+        OutputKind::LoraGguf(_) => (
+            "gguf",
+            "- gguf\n- lora\n- llama.cpp\n",
+            "LoRA adapter (GGUF)",
+        ),
     };
     let mut card = format!("---\nbase_model: {base}\nlibrary_name: {library}\ntags:\n{tags}- llm-export\n---\n\n# {title}\n\n");
     let _ = match kind {
@@ -46,6 +51,12 @@ pub fn model_card(kind: OutputKind, plan: &Plan, adapter: Option<&Adapter>) -> S
             card,
             "`{base}` with the adapter merged in, converted to GGUF ({}) as llama.cpp's \
              convert_hf_to_gguf.py converts it, exported by llm-export.",
+            ty.outtype()
+        ),
+        OutputKind::LoraGguf(ty) => writeln!(
+            card,
+            "A GGUF LoRA adapter ({}) for `{base}`, as llama.cpp's convert_lora_to_gguf.py writes it, \
+             with PEFT's per-module scales expressed exactly, exported by llm-export.",
             ty.outtype()
         ),
     };

@@ -3,6 +3,7 @@
 //! byte is written; nothing downstream re-validates.
 
 use super::gguf_output::{GgufPlan, GgufType};
+use super::lora_gguf::{self, LoraGgufPlan};
 use crate::error::{Error, Result};
 use crate::lora::{Adapter, LoraPair};
 use crate::model::tensor::DenseTensor;
@@ -22,6 +23,8 @@ pub enum OutputKind {
     Merged4,
     /// The merged model as a GGUF file of one type.
     Gguf(GgufType),
+    /// The adapter as a GGUF LoRA adapter for llama.cpp, tensors of one type.
+    LoraGguf(GgufType),
 }
 
 impl OutputKind {
@@ -32,6 +35,7 @@ impl OutputKind {
             OutputKind::Merged16 => "merged_16bit",
             OutputKind::Merged4 => "merged_4bit",
             OutputKind::Gguf(t) => t.cli_name(),
+            OutputKind::LoraGguf(t) => lora_gguf::cli_name(t),
         }
     }
 }
@@ -49,12 +53,15 @@ impl FromStr for OutputKind {
                 ))
             });
         }
+        if let Some(ty) = name.strip_prefix("lora_gguf") {
+            return lora_gguf::parse_type(ty).map(OutputKind::LoraGguf);
+        }
         match name.as_str() {
             "lora" => Ok(OutputKind::Lora),
             "merged_16bit" => Ok(OutputKind::Merged16),
             "merged_4bit" | "merged_4bit_forced" => Ok(OutputKind::Merged4),
             _ => Err(Error::usage(format!(
-                "unknown output `{s}`; expected one of: lora, merged_16bit, merged_4bit, gguf:<type>"
+                "unknown output `{s}`; expected one of: lora, merged_16bit, merged_4bit, gguf:<type>, lora-gguf[:<type>]"
             ))),
         }
     }
@@ -132,6 +139,8 @@ pub struct Plan {
     pub notes: Vec<String>,
     /// Layouts and names of the GGUF outputs, when any is requested.
     pub gguf: Option<GgufPlan>,
+    /// Layouts and names of the GGUF LoRA outputs, when any is requested.
+    pub lora_gguf: Option<LoraGgufPlan>,
 }
 
 impl Plan {
@@ -156,6 +165,18 @@ impl Plan {
         if outputs.contains(&OutputKind::Lora) && adapter.is_none() {
             return Err(Error::usage(
                 "`--to lora` needs an adapter: pass --adapter DIR",
+            ));
+        }
+        let lora_gguf_types: Vec<GgufType> = outputs
+            .iter()
+            .filter_map(|o| match o {
+                OutputKind::LoraGguf(t) => Some(*t),
+                _ => None,
+            })
+            .collect();
+        if !lora_gguf_types.is_empty() && adapter.is_none() {
+            return Err(Error::usage(
+                "`--to lora-gguf` needs an adapter: pass --adapter DIR",
             ));
         }
         let mut notes = Vec::new();
@@ -245,6 +266,14 @@ impl Plan {
                 &gguf_types,
             )?)
         };
+        let lora_gguf = match adapter {
+            Some(a) if !lora_gguf_types.is_empty() => {
+                let p = LoraGgufPlan::new(base, a, &tensors, &lora_gguf_types)?;
+                notes.extend(p.note.as_ref().map(|n| format!("lora-gguf: {n}")));
+                Some(p)
+            }
+            _ => None,
+        };
         Ok(Plan {
             outputs,
             options,
@@ -253,6 +282,7 @@ impl Plan {
             base_dtype: base.dtype(),
             notes,
             gguf,
+            lora_gguf,
         })
     }
 
@@ -260,10 +290,12 @@ impl Plan {
     pub fn top_level_names(&self) -> Vec<String> {
         self.outputs
             .iter()
-            .map(|o| match (o, &self.gguf) {
-                (OutputKind::Gguf(t), Some(g)) => g.file_name(*t).unwrap_or(o.name()).to_string(),
-                _ => o.name().to_string(),
+            .map(|o| match (o, &self.gguf, &self.lora_gguf) {
+                (OutputKind::Gguf(t), Some(g), _) => g.file_name(*t).unwrap_or(o.name()),
+                (OutputKind::LoraGguf(t), _, Some(l)) => l.file_name(*t).unwrap_or(o.name()),
+                _ => o.name(),
             })
+            .map(str::to_string)
             .collect()
     }
 

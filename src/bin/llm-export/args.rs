@@ -21,6 +21,9 @@ Outputs (--to, repeatable; one pass over the input serves them all):
   merged_16bit   base + adapter merged in f32 and rounded once, in <out>/merged_16bit/
   merged_4bit    merged, then re-quantized to bitsandbytes NF4 + double quant, in <out>/merged_4bit/
   gguf:<type>    merged GGUF for llama.cpp/Ollama, type f32, f16, bf16 or q8_0, as <out>/<Name>-<TYPE>.gguf
+  lora-gguf[:<type>]
+                 the adapter as a llama.cpp GGUF LoRA (default f16; f32, bf16, q8_0), as
+                 <out>/<Name>-<TYPE>-LoRA.gguf; rsLoRA and rank/alpha patterns are expressed exactly
 
 Example:
   llm-export export examples/tiny-llama --adapter examples/tiny-lora --to merged_16bit --to lora --out out/")]
@@ -42,7 +45,7 @@ pub struct ExportArgs {
     /// PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors).
     #[arg(long, short = 'a')]
     pub adapter: Option<PathBuf>,
-    /// Output to produce; repeat for several (lora, merged_16bit, merged_4bit, gguf:<type>).
+    /// Output to produce; repeat for several (lora, merged_16bit, merged_4bit, gguf:<type>, lora-gguf[:<type>]).
     #[arg(long = "to", short = 't', required = true, value_name = "OUTPUT")]
     pub outputs: Vec<String>,
     /// Folder to write outputs into (created if missing).
