@@ -6,7 +6,7 @@
 
 mod common;
 
-use llm_export::export::gguf_output::{GgufType, PROVENANCE_KEYS};
+use llm_export::export::gguf_output::{QuantMix, PROVENANCE_KEYS};
 use llm_export::export::{export, ExportOptions, OutputKind, Plan};
 use llm_export::formats::gguf::GgufFile;
 use llm_export::io::{FsDir, FsOutput, InputDir, InputFile};
@@ -198,7 +198,7 @@ fn assert_same_lines(what: &str, ours: &[String], reference: &[String]) {
 
 #[test]
 fn matches_convert_hf_to_gguf() {
-    let gguf_types = [GgufType::F32, GgufType::F16, GgufType::Bf16, GgufType::Q8_0];
+    let gguf_types = [QuantMix::F32, QuantMix::F16, QuantMix::BF16, QuantMix::Q8_0];
     for case in CASES {
         let tmp = tempfile::tempdir().unwrap();
         let outputs = gguf_types.iter().map(|t| OutputKind::Gguf(*t)).collect();
@@ -211,7 +211,7 @@ fn matches_convert_hf_to_gguf() {
         );
         assert_eq!(published.len(), 4, "{case}: {published:?}");
         for ty in gguf_types {
-            let label = ty.outtype();
+            let label = ty.name().to_ascii_lowercase();
             let suffix = format!("-{}.gguf", label.to_uppercase());
             let path = published
                 .iter()
@@ -312,7 +312,7 @@ fn adapter_merge_equals_merged(head: bool) {
     let published = run_export(
         &base,
         Some(&adapter),
-        vec![OutputKind::Gguf(GgufType::Bf16), OutputKind::Merged16],
+        vec![OutputKind::Gguf(QuantMix::BF16), OutputKind::Merged16],
         Some(FloatType::Bf16),
         &first,
     );
@@ -328,7 +328,7 @@ fn adapter_merge_equals_merged(head: bool) {
     let published = run_export(
         &merged,
         None,
-        vec![OutputKind::Gguf(GgufType::Bf16)],
+        vec![OutputKind::Gguf(QuantMix::BF16)],
         None,
         &second,
     );
@@ -357,7 +357,7 @@ fn adapter_merge_equals_merged(head: bool) {
     let published = run_export(
         &base,
         None,
-        vec![OutputKind::Gguf(GgufType::Bf16)],
+        vec![OutputKind::Gguf(QuantMix::BF16)],
         None,
         &plain,
     );
@@ -374,7 +374,7 @@ fn four_bit_base_converts_like_its_dequantized_checkpoint() {
     let published = run_export(
         &fixtures().join("models").join(case),
         None,
-        vec![OutputKind::Gguf(GgufType::Bf16), OutputKind::Merged16],
+        vec![OutputKind::Gguf(QuantMix::BF16), OutputKind::Merged16],
         None,
         &first,
     );
@@ -386,7 +386,7 @@ fn four_bit_base_converts_like_its_dequantized_checkpoint() {
     let published = run_export(
         &merged,
         None,
-        vec![OutputKind::Gguf(GgufType::Bf16)],
+        vec![OutputKind::Gguf(QuantMix::BF16)],
         None,
         &tmp.path().join("second"),
     );
@@ -399,7 +399,7 @@ fn inspect_reads_our_gguf() {
     let published = run_export(
         &fixtures().join("models/Phi-3.5-mini-instruct"),
         None,
-        vec![OutputKind::Gguf(GgufType::Q8_0)],
+        vec![OutputKind::Gguf(QuantMix::Q8_0)],
         None,
         tmp.path(),
     );

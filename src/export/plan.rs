@@ -2,7 +2,7 @@
 //! its source and LoRA delta. Everything that can be refused is refused here, before any output
 //! byte is written; nothing downstream re-validates.
 
-use super::gguf_output::{GgufPlan, GgufType};
+use super::gguf_output::{cli_name, parse_mix, GgufPlan, QuantMix};
 use crate::error::{Error, Result};
 use crate::lora::{Adapter, LoraPair};
 use crate::model::tensor::DenseTensor;
@@ -20,18 +20,18 @@ pub enum OutputKind {
     Merged16,
     /// The merged model re-quantized to bitsandbytes NF4 with double quantization.
     Merged4,
-    /// The merged model as a GGUF file of one type.
-    Gguf(GgufType),
+    /// The merged model as a GGUF file of one quantization mix.
+    Gguf(QuantMix),
 }
 
 impl OutputKind {
     /// The name used on the command line and as the output subfolder.
-    pub fn name(self) -> &'static str {
+    pub fn name(self) -> String {
         match self {
-            OutputKind::Lora => "lora",
-            OutputKind::Merged16 => "merged_16bit",
-            OutputKind::Merged4 => "merged_4bit",
-            OutputKind::Gguf(t) => t.cli_name(),
+            OutputKind::Lora => "lora".into(),
+            OutputKind::Merged16 => "merged_16bit".into(),
+            OutputKind::Merged4 => "merged_4bit".into(),
+            OutputKind::Gguf(mix) => cli_name(mix),
         }
     }
 }
@@ -41,8 +41,11 @@ impl FromStr for OutputKind {
     fn from_str(s: &str) -> Result<Self> {
         let name = s.trim().to_ascii_lowercase().replace('-', "_");
         if let Some(ty) = name.strip_prefix("gguf:") {
-            return GgufType::parse(ty).map(OutputKind::Gguf).ok_or_else(|| {
-                let types: Vec<&str> = GgufType::ALL.iter().map(|t| t.outtype()).collect();
+            return parse_mix(ty).map(OutputKind::Gguf).ok_or_else(|| {
+                let types: Vec<String> = QuantMix::ALL
+                    .iter()
+                    .map(|m| m.name().to_ascii_lowercase())
+                    .collect();
                 Error::usage(format!(
                     "unknown GGUF type `{ty}`; expected gguf:<type> with type one of: {}",
                     types.join(", ")
@@ -121,7 +124,8 @@ pub struct Plan {
     pub outputs: Vec<OutputKind>,
     /// The options as given.
     pub options: ExportOptions,
-    /// Tensors to stream, in base checkpoint order.
+    /// Tensors to stream: in the order convert_hf_to_gguf reads the checkpoint, or in
+    /// llama-quantize's when a GGUF output is one of its mixes.
     pub tensors: Vec<StreamTensor>,
     /// `config.json` of the merged model (vocabulary size and tying updated, still with the
     /// base's dtype and quantization fields: each output adjusts those).
@@ -221,14 +225,14 @@ impl Plan {
                 ));
             }
         }
-        let gguf_types: Vec<GgufType> = outputs
+        let gguf_mixes: Vec<QuantMix> = outputs
             .iter()
             .filter_map(|o| match o {
                 OutputKind::Gguf(t) => Some(*t),
                 _ => None,
             })
             .collect();
-        let gguf = if gguf_types.is_empty() {
+        let gguf = if gguf_mixes.is_empty() {
             None
         } else {
             // Training may have changed the tokenizer; the adapter's then ships with the model.
@@ -240,9 +244,10 @@ impl Plan {
                 base.dir.as_ref(),
                 tokenizer_dir,
                 &merged_config,
-                &tensors,
+                &mut tensors,
                 base.dtype(),
-                &gguf_types,
+                options.dtype.unwrap_or(base.dtype()),
+                &gguf_mixes,
             )?)
         };
         Ok(Plan {
@@ -261,8 +266,10 @@ impl Plan {
         self.outputs
             .iter()
             .map(|o| match (o, &self.gguf) {
-                (OutputKind::Gguf(t), Some(g)) => g.file_name(*t).unwrap_or(o.name()).to_string(),
-                _ => o.name().to_string(),
+                (OutputKind::Gguf(t), Some(g)) => g
+                    .file_name(*t)
+                    .map_or_else(|| o.name(), str::to_string),
+                _ => o.name(),
             })
             .collect()
     }
