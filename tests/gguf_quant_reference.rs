@@ -1,0 +1,125 @@
+//! GGUF quantization mixes against llama.cpp's llama-quantize.
+//!
+//! Every model of tests/fixtures/gguf/models/ (7 architectures) and the tiny llama of
+//! tests/fixtures/tiny/ is exported to every llama-quantize mix, q8_0 and f16 in one pass. Each
+//! mix must equal what `llama_model_quantize` made of convert_hf_to_gguf.py's f32 and bf16/f16
+//! conversions of the same folder (recorded in tests/fixtures/gguf_quant/ by
+//! tests/gen/gguf_quant_fixtures.py): metadata (key order, types and bytes, our
+//! `general.quantized_by` aside) and tensors (names, order, types, extents, offsets, data).
+//! q8_0, which we write as the converter does, must hold llama-quantize's Q8_0 tensors, and f16
+//! the converter's f16 tensors (tests/fixtures/gguf/refs/), in llama-quantize's order.
+
+mod common;
+
+use common::gguf::{assert_same_lines, describe_ours, describe_reference, run_export};
+use llm_export::export::gguf_output::{written_by_converter, QuantMix};
+use llm_export::export::OutputKind;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// Model folders, named as the reference files.
+fn cases() -> Vec<PathBuf> {
+    let gguf = [
+        "Llama-3.2-1B-Instruct",
+        "Mistral-7B-Instruct-v0.3",
+        "Qwen2.5-0.5B-Instruct",
+        "Qwen3-0.6B",
+        "gemma-2-2b-it",
+        "gemma-3-4b-it",
+        "Phi-3.5-mini-instruct",
+    ];
+    gguf.iter()
+        .map(|c| root().join("gguf/models").join(c))
+        .chain([root().join("tiny/tiny-llama")])
+        .collect()
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The published file of `mix`.
+fn file_of<'a>(published: &'a [String], mix: QuantMix) -> &'a Path {
+    let suffix = format!("-{}.gguf", mix.name());
+    Path::new(
+        published
+            .iter()
+            .find(|p| p.ends_with(&suffix))
+            .unwrap_or_else(|| panic!("no *{suffix} in {published:?}")),
+    )
+}
+
+/// Tensor lines without the offset (for files whose order differs from the reference's).
+fn by_name(lines: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            let mut parts: Vec<&str> = l.split(' ').collect();
+            parts.remove(parts.len() - 2);
+            parts.join(" ")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn mixes_match_llama_quantize() {
+    let quantize_mixes: Vec<QuantMix> = QuantMix::ALL
+        .into_iter()
+        .filter(|m| !written_by_converter(*m))
+        .collect();
+    assert_eq!(quantize_mixes.len(), 13);
+    let (mut files, mut tensors) = (0, 0);
+    for dir in cases() {
+        let case = dir.file_name().unwrap().to_str().unwrap().to_string();
+        let reference = read_json(&root().join(format!("gguf_quant/{case}.json")));
+        let tmp = tempfile::tempdir().unwrap();
+        let outputs = quantize_mixes
+            .iter()
+            .chain(&[QuantMix::Q8_0, QuantMix::F16])
+            .map(|m| OutputKind::Gguf(*m))
+            .collect();
+        let published = run_export(&dir, None, outputs, None, tmp.path());
+        assert_eq!(published.len(), 15, "{case}: {published:?}");
+
+        for &mix in &quantize_mixes {
+            let (ours_kv, ours_t) = describe_ours(file_of(&published, mix));
+            let (ref_kv, ref_t) = describe_reference(&reference["mixes"][mix.name()]);
+            assert!(ref_kv.len() > 15 && ref_t.len() > 15, "{case}: reference too small");
+            assert_same_lines(&format!("{case} {mix} metadata"), &ours_kv, &ref_kv);
+            assert_same_lines(&format!("{case} {mix} tensors"), &ours_t, &ref_t);
+            files += 1;
+            tensors += ours_t.len();
+        }
+
+        // q8_0 is laid out as the converter lays it out, in the stream's (llama-quantize's)
+        // tensor order: the tensors, offsets included, are llama-quantize's.
+        let (_, ours_t) = describe_ours(file_of(&published, QuantMix::Q8_0));
+        let (_, ref_t) = describe_reference(&reference["mixes"]["Q8_0"]);
+        assert_same_lines(&format!("{case} Q8_0 tensors"), &ours_t, &ref_t);
+        files += 1;
+        tensors += ours_t.len();
+
+        // f16 holds the converter's tensors, in llama-quantize's order.
+        let converter_f16 = root().join(format!("gguf/refs/{case}.f16.json"));
+        if converter_f16.exists() {
+            let (_, ours_t) = describe_ours(file_of(&published, QuantMix::F16));
+            let (_, ref_t) = describe_reference(&read_json(&converter_f16));
+            assert_same_lines(
+                &format!("{case} F16 tensors"),
+                &by_name(&ours_t),
+                &by_name(&ref_t),
+            );
+            files += 1;
+            tensors += ours_t.len();
+        }
+    }
+    assert_eq!(files, 8 * 14 + 7);
+    eprintln!("{files} files, {tensors} tensors identical to llama.cpp's");
+}
