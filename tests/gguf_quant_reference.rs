@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::gguf::{assert_same_lines, describe_ours, describe_reference, run_export};
+use common::gguf::{assert_same_lines, describe_ours, describe_reference, run_export, try_export};
 use llm_export::export::gguf_output::{written_by_converter, QuantMix};
 use llm_export::export::OutputKind;
 use serde_json::Value;
@@ -91,7 +91,10 @@ fn mixes_match_llama_quantize() {
         for &mix in &quantize_mixes {
             let (ours_kv, ours_t) = describe_ours(file_of(&published, mix));
             let (ref_kv, ref_t) = describe_reference(&reference["mixes"][mix.name()]);
-            assert!(ref_kv.len() > 15 && ref_t.len() > 15, "{case}: reference too small");
+            assert!(
+                ref_kv.len() > 15 && ref_t.len() > 15,
+                "{case}: reference too small"
+            );
             assert_same_lines(&format!("{case} {mix} metadata"), &ours_kv, &ref_kv);
             assert_same_lines(&format!("{case} {mix} tensors"), &ours_t, &ref_t);
             files += 1;
@@ -122,4 +125,101 @@ fn mixes_match_llama_quantize() {
     }
     assert_eq!(files, 8 * 14 + 7);
     eprintln!("{files} files, {tensors} tensors identical to llama.cpp's");
+}
+
+#[test]
+fn quantized_merge_equals_quantizing_the_merged_checkpoint() {
+    // The tiny llama's rows are whole k-quant blocks; the adapter changes q/k/v/o projections.
+    let mixes = [QuantMix::Q4_K_M, QuantMix::Q3_K_S, QuantMix::Q5_1];
+    let gguf = |m: &[QuantMix]| m.iter().map(|m| OutputKind::Gguf(*m)).collect::<Vec<_>>();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut outputs = gguf(&mixes);
+    outputs.push(OutputKind::Merged16);
+    let first = tmp.path().join("first");
+    let direct = run_export(
+        &root().join("tiny/tiny-llama"),
+        Some(&root().join("tiny/lora-plain")),
+        outputs,
+        None,
+        &first,
+    );
+    // The merged checkpoint exported on its own, from a folder of the base's name (it names
+    // the files); without our model card, whose tags would go into the metadata.
+    let merged = tmp.path().join("merged/tiny-llama");
+    std::fs::create_dir_all(merged.parent().unwrap()).unwrap();
+    std::fs::rename(first.join("merged_16bit"), &merged).unwrap();
+    std::fs::remove_file(merged.join("README.md")).unwrap();
+    let second = run_export(
+        &merged,
+        None,
+        gguf(&mixes),
+        None,
+        &tmp.path().join("second"),
+    );
+    let plain = run_export(
+        &root().join("tiny/tiny-llama"),
+        None,
+        gguf(&mixes),
+        None,
+        &tmp.path().join("plain"),
+    );
+    for mix in mixes {
+        let a = std::fs::read(file_of(&direct, mix)).unwrap();
+        assert!(
+            a == std::fs::read(file_of(&second, mix)).unwrap(),
+            "{mix}: base + adapter differs from the merged checkpoint"
+        );
+        assert!(
+            a != std::fs::read(file_of(&plain, mix)).unwrap(),
+            "{mix}: no merge"
+        );
+    }
+}
+
+#[test]
+fn non_finite_base_value_is_refused_for_quantized_types() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny-llama");
+    std::fs::create_dir(&model).unwrap();
+    for entry in std::fs::read_dir(root().join("tiny/tiny-llama")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), model.join(entry.file_name())).unwrap();
+    }
+    // A bf16 NaN as the 2nd value of row 3 of layer 1's down projection, wherever it is stored.
+    let tensor = "model.layers.1.mlp.down_proj.weight";
+    let shard = model.join(
+        read_json(&model.join("model.safetensors.index.json"))["weight_map"][tensor]
+            .as_str()
+            .unwrap(),
+    );
+    let mut bytes = std::fs::read(&shard).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    let start = header[tensor]["data_offsets"][0].as_u64().unwrap() as usize;
+    let at = 8 + header_len + start + 2 * (3 * 256 + 1);
+    bytes[at..at + 2].copy_from_slice(&0x7fc0u16.to_le_bytes());
+    std::fs::write(&shard, bytes).unwrap();
+
+    let err = try_export(
+        &model,
+        None,
+        vec![OutputKind::Gguf(QuantMix::Q4_K_M)],
+        None,
+        tmp.path(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("blk.1.ffn_down.weight") && err.contains("NaN") && err.contains("row 3"),
+        "{err}"
+    );
+    // A float type stores it (as llama.cpp's converter does).
+    try_export(
+        &model,
+        None,
+        vec![OutputKind::Gguf(QuantMix::F16)],
+        None,
+        &tmp.path().join("f16"),
+    )
+    .unwrap();
 }

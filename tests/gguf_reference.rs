@@ -6,9 +6,7 @@
 
 mod common;
 
-use common::gguf::{
-    assert_same_lines, describe_ours, describe_reference, open_file, run_export,
-};
+use common::gguf::{assert_same_lines, describe_ours, describe_reference, open_file, run_export};
 use llm_export::export::gguf_output::QuantMix;
 use llm_export::export::OutputKind;
 use llm_export::formats::gguf::GgufFile;

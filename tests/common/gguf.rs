@@ -17,7 +17,6 @@ use std::sync::Arc;
 /// generator does).
 pub const INLINE_BYTES: usize = 256;
 
-
 pub fn open_dir(path: &Path) -> Arc<dyn InputDir> {
     Arc::new(FsDir::open(path).unwrap())
 }
@@ -30,18 +29,27 @@ pub fn run_export(
     dtype: Option<FloatType>,
     out: &Path,
 ) -> Vec<String> {
-    let base = BaseModel::open(open_dir(base)).unwrap();
-    let adapter = adapter.map(|a| Adapter::open(open_dir(a)).unwrap());
+    try_export(base, adapter, outputs, dtype, out).unwrap()
+}
+
+/// [`run_export`], failing with the planning or export error.
+pub fn try_export(
+    base: &Path,
+    adapter: Option<&Path>,
+    outputs: Vec<OutputKind>,
+    dtype: Option<FloatType>,
+    out: &Path,
+) -> llm_export::Result<Vec<String>> {
+    let base = BaseModel::open(open_dir(base))?;
+    let adapter = adapter.map(|a| Adapter::open(open_dir(a))).transpose()?;
     let options = ExportOptions {
         outputs,
         dtype,
         ..Default::default()
     };
-    let plan = Plan::new(&base, adapter.as_ref(), options).unwrap();
-    let out = FsOutput::new(out, false).unwrap();
-    export(&base, adapter.as_ref(), &plan, &out, &|_| {})
-        .unwrap()
-        .published
+    let plan = Plan::new(&base, adapter.as_ref(), options)?;
+    let out = FsOutput::new(out, false)?;
+    Ok(export(&base, adapter.as_ref(), &plan, &out, &|_| {})?.published)
 }
 
 pub fn open_file(path: &Path) -> InputFile {
