@@ -8,12 +8,21 @@
 //! `general.quantized_by` aside) and tensors (names, order, types, extents, offsets, data).
 //! q8_0, which we write as the converter does, must hold llama-quantize's Q8_0 tensors, and f16
 //! the converter's f16 tensors (tests/fixtures/gguf/refs/), in llama-quantize's order.
+//!
+//! With `LLM_EXPORT_GGUF_QUANT_OUT=DIR`, one more test writes every mix of two models into DIR,
+//! each with our dequantization of its tensors, for the checks against gguf-py and llama.cpp in
+//! tests/gen/gguf_quant_check.py (see pkg-scripts/check-gguf-quant.sh).
 
 mod common;
 
-use common::gguf::{assert_same_lines, describe_ours, describe_reference, run_export, try_export};
+use common::gguf::{
+    assert_same_lines, describe_ours, describe_reference, open_file, read_range, run_export,
+    try_export,
+};
 use llm_export::export::gguf_output::{written_by_converter, QuantMix};
 use llm_export::export::OutputKind;
+use llm_export::formats::gguf::GgufFile;
+use llm_export::quant::ggml::GgmlType;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -222,4 +231,34 @@ fn non_finite_base_value_is_refused_for_quantized_types() {
         &tmp.path().join("f16"),
     )
     .unwrap();
+}
+
+#[test]
+fn files_for_python_checks() {
+    let Some(dir) = std::env::var_os("LLM_EXPORT_GGUF_QUANT_OUT") else {
+        eprintln!("LLM_EXPORT_GGUF_QUANT_OUT is not set: nothing to write");
+        return;
+    };
+    // Rows of whole k-quant blocks, and rows that fall back to 32-blocks and to F16.
+    for dir_in in [
+        root().join("tiny/tiny-llama"),
+        root().join("gguf/models/Qwen3-0.6B"),
+    ] {
+        let case = dir_in.file_name().unwrap().to_str().unwrap().to_string();
+        let out = Path::new(&dir).join(&case);
+        let outputs = QuantMix::ALL.iter().map(|m| OutputKind::Gguf(*m)).collect();
+        for path in run_export(&dir_in, None, outputs, None, &out) {
+            // `<file>.f32`: every tensor dequantized by us, in file order.
+            let file = open_file(Path::new(&path));
+            let gguf = GgufFile::read(&file).unwrap();
+            let mut values = Vec::new();
+            for t in &gguf.tensors {
+                let ty = GgmlType::from_id(t.ty.id()).unwrap();
+                let mut deq = vec![0f32; t.ne.iter().product::<u64>() as usize];
+                ty.dequantize_row(&read_range(&file, gguf.data_range(t)), &mut deq);
+                values.extend(deq.iter().flat_map(|v| v.to_le_bytes()));
+            }
+            std::fs::write(format!("{path}.f32"), values).unwrap();
+        }
+    }
 }
