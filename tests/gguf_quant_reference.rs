@@ -53,7 +53,7 @@ fn read_json(path: &Path) -> Value {
 }
 
 /// The published file of `mix`.
-fn file_of<'a>(published: &'a [String], mix: QuantMix) -> &'a Path {
+fn file_of(published: &[String], mix: QuantMix) -> &Path {
     let suffix = format!("-{}.gguf", mix.name());
     Path::new(
         published

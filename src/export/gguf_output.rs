@@ -28,9 +28,9 @@ use crate::io::{InputDir, OutputDir, OutputFile};
 use crate::model::arch::{ComputedTensor, GgufArch, TensorConversion, ValueTransform};
 use crate::model::vocab::{load_vocab, VocabValue};
 use crate::model::{FloatType, HfConfig};
+pub use crate::quant::ggml::mix::QuantMix;
 use crate::quant::ggml::mix::{compare_tensor_names, plan_tensor_types, MixModel, TensorDesc};
 use crate::quant::ggml::GgmlType;
-pub use crate::quant::ggml::mix::QuantMix;
 use general::GeneralMetadata;
 use std::cmp::Ordering;
 
@@ -189,11 +189,8 @@ impl GgufPlan {
             .collect::<Result<Vec<_>>>()?;
         let llama_quantize_order = mixes.iter().any(|m| !written_by_converter(*m));
         if llama_quantize_order {
-            let mut paired: Vec<(StreamTensor, Option<TensorConversion>)> = tensors
-                .iter()
-                .cloned()
-                .zip(conversions.drain(..))
-                .collect();
+            let mut paired: Vec<(StreamTensor, Option<TensorConversion>)> =
+                tensors.iter().cloned().zip(conversions.drain(..)).collect();
             paired.sort_by(|(_, a), (_, b)| {
                 quantize_order(a.as_ref().map(|c| &*c.name), b.as_ref().map(|c| &*c.name))
             });
@@ -391,12 +388,12 @@ impl GgufOutput {
         mix: QuantMix,
         allow_nonfinite: bool,
     ) -> Result<Self> {
-        let planned = plan.file(mix).ok_or_else(|| {
-            Error::usage(format!("internal: {} was not planned", cli_name(mix)))
-        })?;
+        let planned = plan
+            .file(mix)
+            .ok_or_else(|| Error::usage(format!("internal: {} was not planned", cli_name(mix))))?;
         let name = &planned.name;
-        let file =
-            GgufWriter::new(out.create(name)?, planned.layout.clone()).map_err(|e| Error::io(name, e))?;
+        let file = GgufWriter::new(out.create(name)?, planned.layout.clone())
+            .map_err(|e| Error::io(name, e))?;
         let mut tensors: Vec<Option<OutputTensor>> = plan.tensors.iter().map(|_| None).collect();
         for (f, ty) in plan.order.iter().zip(&planned.types) {
             let FileTensor::Streamed(i) = *f else {

@@ -266,9 +266,9 @@ impl Plan {
         self.outputs
             .iter()
             .map(|o| match (o, &self.gguf) {
-                (OutputKind::Gguf(t), Some(g)) => g
-                    .file_name(*t)
-                    .map_or_else(|| o.name(), str::to_string),
+                (OutputKind::Gguf(t), Some(g)) => {
+                    g.file_name(*t).map_or_else(|| o.name(), str::to_string)
+                }
                 _ => o.name(),
             })
             .collect()
