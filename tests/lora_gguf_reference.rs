@@ -6,7 +6,7 @@
 //! scales the converter gets wrong (rsLoRA) or cannot express (alpha patterns): those must be
 //! there, with our key saying so. What a GGUF LoRA cannot express is refused.
 
-use llm_export::export::gguf_output::{GgufType, PROVENANCE_KEYS};
+use llm_export::export::gguf_output::{QuantMix, PROVENANCE_KEYS};
 use llm_export::export::lora_gguf::SCALING_KEY;
 use llm_export::export::{export, ExportOptions, OutputKind, Plan};
 use llm_export::formats::gguf::{GgufFile, Value as GgufValue};
@@ -42,7 +42,7 @@ fn plan(base: &Path, adapter: Option<&Path>, outputs: Vec<OutputKind>) -> llm_ex
 }
 
 /// Exports `types` of `adapter` on `base` into `out`; returns the published paths.
-fn export_lora_gguf(base: &Path, adapter: &Path, types: &[GgufType], out: &Path) -> Vec<String> {
+fn export_lora_gguf(base: &Path, adapter: &Path, types: &[QuantMix], out: &Path) -> Vec<String> {
     let base = BaseModel::open(open_dir(base)).unwrap();
     let adapter = Adapter::open(open_dir(adapter)).unwrap();
     let options = ExportOptions {
@@ -168,12 +168,12 @@ fn assert_same_entries(what: &str, ours: &Value, expected: &Value) {
 #[test]
 fn matches_convert_lora_to_gguf() {
     // (base, adapter) -> [(type, reference)]
-    let mut cases: BTreeMap<(String, String), Vec<(GgufType, Value)>> = BTreeMap::new();
+    let mut cases: BTreeMap<(String, String), Vec<(QuantMix, Value)>> = BTreeMap::new();
     let mut corrected = 0;
     for entry in std::fs::read_dir(fixtures().join("lora_gguf/refs")).unwrap() {
         let reference: Value =
             serde_json::from_slice(&std::fs::read(entry.unwrap().path()).unwrap()).unwrap();
-        let ty = GgufType::parse(reference["outtype"].as_str().unwrap()).unwrap();
+        let ty = QuantMix::parse(reference["outtype"].as_str().unwrap()).unwrap();
         let key = (
             reference["base"].as_str().unwrap().to_string(),
             reference["adapter"].as_str().unwrap().to_string(),
@@ -183,7 +183,7 @@ fn matches_convert_lora_to_gguf() {
     assert!(cases.len() >= 7, "references missing: {:?}", cases.keys());
     for ((base, adapter), refs) in &cases {
         let tmp = tempfile::tempdir().unwrap();
-        let types: Vec<GgufType> = refs.iter().map(|(t, _)| *t).collect();
+        let types: Vec<QuantMix> = refs.iter().map(|(t, _)| *t).collect();
         let published = export_lora_gguf(
             &fixtures().join(base),
             &fixtures().join(adapter),
@@ -191,7 +191,7 @@ fn matches_convert_lora_to_gguf() {
             tmp.path(),
         );
         for (ty, reference) in refs {
-            let what = format!("{adapter} {}", ty.outtype());
+            let what = format!("{adapter} {ty}");
             let name = reference["file_name"].as_str().unwrap();
             let path = published
                 .iter()
@@ -234,7 +234,7 @@ fn rslora_alpha_is_alpha_times_sqrt_r() {
     let published = export_lora_gguf(
         &fixtures().join("tiny/tiny-llama"),
         &fixtures().join("tiny/lora-rslora"),
-        &[GgufType::F16],
+        &[QuantMix::F16],
         tmp.path(),
     );
     let (ours, _) = describe_ours(Path::new(&published[0]));
@@ -260,7 +260,7 @@ fn rslora_alpha_is_alpha_times_sqrt_r() {
 fn what_llama_cpp_cannot_apply_is_refused() {
     let tiny = fixtures().join("tiny");
     let base = tiny.join("tiny-llama");
-    let lora_gguf = vec![OutputKind::LoraGguf(GgufType::F16)];
+    let lora_gguf = vec![OutputKind::LoraGguf(QuantMix::F16)];
     let err = |adapter: Option<&str>| {
         plan(
             &base,
@@ -288,7 +288,7 @@ fn what_llama_cpp_cannot_apply_is_refused() {
     plan(
         &base,
         Some(&tiny.join("lora-save-embed")),
-        vec![OutputKind::Gguf(GgufType::F16)],
+        vec![OutputKind::Gguf(QuantMix::F16)],
     )
     .unwrap();
 }
@@ -298,15 +298,15 @@ fn output_names_parse() {
     let parse = |s: &str| s.parse::<OutputKind>();
     assert_eq!(
         parse("lora-gguf").unwrap(),
-        OutputKind::LoraGguf(GgufType::F16)
+        OutputKind::LoraGguf(QuantMix::F16)
     );
     assert_eq!(
         parse("LoRA-GGUF:Q8_0").unwrap(),
-        OutputKind::LoraGguf(GgufType::Q8_0)
+        OutputKind::LoraGguf(QuantMix::Q8_0)
     );
     assert_eq!(
         parse("lora_gguf:bf16").unwrap(),
-        OutputKind::LoraGguf(GgufType::Bf16)
+        OutputKind::LoraGguf(QuantMix::BF16)
     );
     assert_eq!(parse("lora-gguf:f32").unwrap().name(), "lora-gguf:f32");
     let err = parse("lora-gguf:q4_0").unwrap_err().to_string();

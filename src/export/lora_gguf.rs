@@ -15,7 +15,10 @@
 //! adapter directly, outside the tensor stream.
 
 use super::gguf_output::general::GeneralMetadata;
-use super::gguf_output::{encode_values, GgufType, QUANTIZATION_VERSION, QUANTIZED_BY};
+use super::gguf_output::{
+    encode_values, parse_mix, tensor_type as ggml_tensor_type, QuantMix, QUANTIZATION_VERSION,
+    QUANTIZED_BY,
+};
 use super::plan::StreamTensor;
 use crate::error::{Error, Result};
 use crate::formats::gguf::{GgufLayout, GgufWriter, Metadata, TensorSpec, TensorType, Value};
@@ -24,19 +27,20 @@ use crate::lora::merge::transpose;
 use crate::lora::{Adapter, LoraConfig, LoraPair};
 use crate::model::arch::{GgufArch, ValueTransform};
 use crate::model::{BaseModel, ModelTensor};
+use crate::quant::ggml::GgmlType;
 use std::fmt::Write as _;
 
 /// The types `--to lora-gguf:<type>` takes (the converter's `--outtype` choices), with their
 /// command-line names.
-pub const LORA_GGUF_TYPES: [(GgufType, &str); 4] = [
-    (GgufType::F32, "lora-gguf:f32"),
-    (GgufType::F16, "lora-gguf:f16"),
-    (GgufType::Bf16, "lora-gguf:bf16"),
-    (GgufType::Q8_0, "lora-gguf:q8_0"),
+pub const LORA_GGUF_TYPES: [(QuantMix, &str); 4] = [
+    (QuantMix::F32, "lora-gguf:f32"),
+    (QuantMix::F16, "lora-gguf:f16"),
+    (QuantMix::BF16, "lora-gguf:bf16"),
+    (QuantMix::Q8_0, "lora-gguf:q8_0"),
 ];
 
 /// The type of a bare `--to lora-gguf`: F16, what llama.cpp's LoRA files usually are.
-pub const DEFAULT_LORA_GGUF_TYPE: GgufType = GgufType::F16;
+pub const DEFAULT_LORA_GGUF_TYPE: QuantMix = QuantMix::F16;
 
 /// Our metadata key that says how PEFT's scales were expressed, present only when they differ
 /// from what the converter writes (a plain adapter's file has none).
@@ -44,28 +48,28 @@ pub const SCALING_KEY: &str = "llm_export.lora.scaling";
 
 /// The command-line name of output type `ty`, `lora-gguf:f16` (`lora-gguf` for a type it does
 /// not take, which the plan refuses).
-pub fn cli_name(ty: GgufType) -> &'static str {
+pub fn cli_name(ty: QuantMix) -> &'static str {
     LORA_GGUF_TYPES
         .iter()
         .find(|(t, _)| *t == ty)
         .map_or("lora-gguf", |(_, name)| name)
 }
 
-fn supported(ty: GgufType) -> bool {
+fn supported(ty: QuantMix) -> bool {
     LORA_GGUF_TYPES.iter().any(|(t, _)| *t == ty)
 }
 
 /// Parses what follows `lora-gguf` on the command line: nothing, or `:<type>`.
-pub fn parse_type(suffix: &str) -> Result<GgufType> {
+pub fn parse_type(suffix: &str) -> Result<QuantMix> {
     if suffix.is_empty() {
         return Ok(DEFAULT_LORA_GGUF_TYPE);
     }
     suffix
         .strip_prefix(':')
-        .and_then(GgufType::parse)
+        .and_then(parse_mix)
         .filter(|t| supported(*t))
         .ok_or_else(|| {
-            let types: Vec<&str> = LORA_GGUF_TYPES.iter().map(|(t, _)| t.outtype()).collect();
+            let types: Vec<String> = LORA_GGUF_TYPES.iter().map(|(t, _)| t.name().to_ascii_lowercase()).collect();
             Error::usage(format!(
                 "unknown LoRA GGUF type `{}`; expected lora-gguf or lora-gguf:<type> with type one of: {}",
                 suffix.trim_start_matches(':'),
@@ -121,7 +125,7 @@ impl PlannedPair {
 /// The GGUF LoRA outputs of an export, laid out when the export is planned.
 pub struct LoraGgufPlan {
     pairs: Vec<PlannedPair>,
-    files: Vec<(GgufType, String, GgufLayout)>,
+    files: Vec<(QuantMix, String, GgufLayout)>,
     /// A summary of what was done to express PEFT's scales, for the user; `None` for a plain
     /// adapter (the file's [`SCALING_KEY`] has the details).
     pub note: Option<String>,
@@ -234,12 +238,12 @@ impl LoraGgufPlan {
         base: &BaseModel,
         adapter: &Adapter,
         tensors: &[StreamTensor],
-        types: &[GgufType],
+        types: &[QuantMix],
     ) -> Result<Self> {
         if let Some(ty) = types.iter().find(|t| !supported(**t)) {
             return Err(Error::usage(format!(
                 "a GGUF LoRA adapter cannot be {}: convert_lora_to_gguf.py writes f32, f16, bf16 or q8_0",
-                ty.outtype()
+                &ty.name().to_ascii_lowercase()
             )));
         }
         let dir = adapter.dir.display();
@@ -356,7 +360,10 @@ impl LoraGgufPlan {
             let layout = GgufLayout::new(&m, &specs)
                 .map_err(|e| Error::usage(format!("cannot lay out {}: {e}", cli_name(ty))))?;
             // The converter's default name marks adapters after the type: `<name>-F16-LoRA`.
-            let name = format!("{}-LoRA.gguf", general.file_stem(ty.outtype()));
+            let name = format!(
+                "{}-LoRA.gguf",
+                general.file_stem(&ty.name().to_ascii_lowercase())
+            );
             files.push((ty, name, layout));
         }
         let note = scaling.map(|_| {
@@ -375,7 +382,7 @@ impl LoraGgufPlan {
     }
 
     /// The file name of output `ty`.
-    pub fn file_name(&self, ty: GgufType) -> Option<&str> {
+    pub fn file_name(&self, ty: QuantMix) -> Option<&str> {
         self.files
             .iter()
             .find(|(t, ..)| *t == ty)
@@ -385,8 +392,8 @@ impl LoraGgufPlan {
 
 /// The type of one LoRA tensor in a file of type `ty`: rows that are not whole Q8_0 blocks
 /// (`lora_b`'s rows are rank long) fall back to F16, as in the converter.
-fn tensor_type(ty: GgufType, ne: &[u64]) -> TensorType {
-    let t = ty.tensor_type();
+fn tensor_type(ty: QuantMix, ne: &[u64]) -> TensorType {
+    let t = ggml_tensor_type(ty.default_type());
     if t.data_bytes(ne).is_none() {
         TensorType::F16
     } else {
@@ -438,7 +445,7 @@ pub fn write_lora_gguf(
     out: &dyn OutputDir,
     adapter: &Adapter,
     plan: &LoraGgufPlan,
-    ty: GgufType,
+    ty: QuantMix,
 ) -> Result<()> {
     let (_, name, layout) = plan
         .files
@@ -463,7 +470,11 @@ pub fn write_lora_gguf(
                 ));
             }
             bytes.clear();
-            encode_values(t, &values, &mut bytes);
+            encode_values(
+                GgmlType::from_id(t.id()).expect("LoRA tensor types are ggml types"),
+                &values,
+                &mut bytes,
+            );
             file.write(&bytes).map_err(io)?;
         }
     }

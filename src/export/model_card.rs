@@ -1,6 +1,7 @@
 //! README.md model cards for the Hugging Face folders we write: what the files are, how they
 //! were made, and what the user should know (e.g. that a 4-bit base limits accuracy).
 
+use super::gguf_output::written_by_converter;
 use super::plan::{OutputKind, Plan};
 use crate::lora::config::TargetModules;
 use crate::lora::Adapter;
@@ -47,17 +48,16 @@ pub fn model_card(kind: OutputKind, plan: &Plan, adapter: Option<&Adapter>) -> S
             "`{base}` with the adapter merged in, then quantized to bitsandbytes NF4 with double quantization \
              (blocksize 64), exported by llm-export. Load it with transformers and bitsandbytes."
         ),
-        OutputKind::Gguf(ty) => writeln!(
+        OutputKind::Gguf(mix) => writeln!(
             card,
-            "`{base}` with the adapter merged in, converted to GGUF ({}) as llama.cpp's \
-             convert_hf_to_gguf.py converts it, exported by llm-export.",
-            ty.outtype()
+            "`{base}` with the adapter merged in, converted to GGUF ({mix}) as llama.cpp's \
+             convert_hf_to_gguf.py{} does, exported by llm-export.",
+            if written_by_converter(mix) { "" } else { " and llama-quantize" }
         ),
         OutputKind::LoraGguf(ty) => writeln!(
             card,
-            "A GGUF LoRA adapter ({}) for `{base}`, as llama.cpp's convert_lora_to_gguf.py writes it, \
-             with PEFT's per-module scales expressed exactly, exported by llm-export.",
-            ty.outtype()
+            "A GGUF LoRA adapter ({ty}) for `{base}`, as llama.cpp's convert_lora_to_gguf.py writes it, \
+             with PEFT's per-module scales expressed exactly, exported by llm-export."
         ),
     };
     if let Some(a) = adapter {

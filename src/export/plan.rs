@@ -2,7 +2,7 @@
 //! its source and LoRA delta. Everything that can be refused is refused here, before any output
 //! byte is written; nothing downstream re-validates.
 
-use super::gguf_output::{GgufPlan, GgufType};
+use super::gguf_output::{cli_name, parse_mix, GgufPlan, QuantMix};
 use super::lora_gguf::{self, LoraGgufPlan};
 use crate::error::{Error, Result};
 use crate::lora::{Adapter, LoraPair};
@@ -21,21 +21,21 @@ pub enum OutputKind {
     Merged16,
     /// The merged model re-quantized to bitsandbytes NF4 with double quantization.
     Merged4,
-    /// The merged model as a GGUF file of one type.
-    Gguf(GgufType),
+    /// The merged model as a GGUF file of one quantization mix.
+    Gguf(QuantMix),
     /// The adapter as a GGUF LoRA adapter for llama.cpp, tensors of one type.
-    LoraGguf(GgufType),
+    LoraGguf(QuantMix),
 }
 
 impl OutputKind {
     /// The name used on the command line and as the output subfolder.
-    pub fn name(self) -> &'static str {
+    pub fn name(self) -> String {
         match self {
-            OutputKind::Lora => "lora",
-            OutputKind::Merged16 => "merged_16bit",
-            OutputKind::Merged4 => "merged_4bit",
-            OutputKind::Gguf(t) => t.cli_name(),
-            OutputKind::LoraGguf(t) => lora_gguf::cli_name(t),
+            OutputKind::Lora => "lora".into(),
+            OutputKind::Merged16 => "merged_16bit".into(),
+            OutputKind::Merged4 => "merged_4bit".into(),
+            OutputKind::Gguf(mix) => cli_name(mix),
+            OutputKind::LoraGguf(mix) => lora_gguf::cli_name(mix).into(),
         }
     }
 }
@@ -45,8 +45,11 @@ impl FromStr for OutputKind {
     fn from_str(s: &str) -> Result<Self> {
         let name = s.trim().to_ascii_lowercase().replace('-', "_");
         if let Some(ty) = name.strip_prefix("gguf:") {
-            return GgufType::parse(ty).map(OutputKind::Gguf).ok_or_else(|| {
-                let types: Vec<&str> = GgufType::ALL.iter().map(|t| t.outtype()).collect();
+            return parse_mix(ty).map(OutputKind::Gguf).ok_or_else(|| {
+                let types: Vec<String> = QuantMix::ALL
+                    .iter()
+                    .map(|m| m.name().to_ascii_lowercase())
+                    .collect();
                 Error::usage(format!(
                     "unknown GGUF type `{ty}`; expected gguf:<type> with type one of: {}",
                     types.join(", ")
@@ -128,7 +131,8 @@ pub struct Plan {
     pub outputs: Vec<OutputKind>,
     /// The options as given.
     pub options: ExportOptions,
-    /// Tensors to stream, in base checkpoint order.
+    /// Tensors to stream: in the order convert_hf_to_gguf reads the checkpoint, or in
+    /// llama-quantize's when a GGUF output is one of its mixes.
     pub tensors: Vec<StreamTensor>,
     /// `config.json` of the merged model (vocabulary size and tying updated, still with the
     /// base's dtype and quantization fields: each output adjusts those).
@@ -167,7 +171,7 @@ impl Plan {
                 "`--to lora` needs an adapter: pass --adapter DIR",
             ));
         }
-        let lora_gguf_types: Vec<GgufType> = outputs
+        let lora_gguf_types: Vec<QuantMix> = outputs
             .iter()
             .filter_map(|o| match o {
                 OutputKind::LoraGguf(t) => Some(*t),
@@ -242,14 +246,14 @@ impl Plan {
                 ));
             }
         }
-        let gguf_types: Vec<GgufType> = outputs
+        let gguf_mixes: Vec<QuantMix> = outputs
             .iter()
             .filter_map(|o| match o {
                 OutputKind::Gguf(t) => Some(*t),
                 _ => None,
             })
             .collect();
-        let gguf = if gguf_types.is_empty() {
+        let gguf = if gguf_mixes.is_empty() {
             None
         } else {
             // Training may have changed the tokenizer; the adapter's then ships with the model.
@@ -261,9 +265,10 @@ impl Plan {
                 base.dir.as_ref(),
                 tokenizer_dir,
                 &merged_config,
-                &tensors,
+                &mut tensors,
                 base.dtype(),
-                &gguf_types,
+                options.dtype.unwrap_or(base.dtype()),
+                &gguf_mixes,
             )?)
         };
         let lora_gguf = match adapter {
@@ -291,11 +296,14 @@ impl Plan {
         self.outputs
             .iter()
             .map(|o| match (o, &self.gguf, &self.lora_gguf) {
-                (OutputKind::Gguf(t), Some(g), _) => g.file_name(*t).unwrap_or(o.name()),
-                (OutputKind::LoraGguf(t), _, Some(l)) => l.file_name(*t).unwrap_or(o.name()),
+                (OutputKind::Gguf(t), Some(g), _) => {
+                    g.file_name(*t).map_or_else(|| o.name(), str::to_string)
+                }
+                (OutputKind::LoraGguf(t), _, Some(l)) => {
+                    l.file_name(*t).map_or_else(|| o.name(), str::to_string)
+                }
                 _ => o.name(),
             })
-            .map(str::to_string)
             .collect()
     }
 

@@ -81,12 +81,12 @@ pub fn export(
             OutputKind::Merged4 => {
                 writers.push(Box::new(Nf4Writer::new(out, plan, support(*kind))))
             }
-            OutputKind::Gguf(ty) => writers.push(Box::new(GgufOutput::new(
+            OutputKind::Gguf(mix) => writers.push(Box::new(GgufOutput::new(
                 out,
                 plan.gguf
                     .as_ref()
                     .expect("the plan lays out requested GGUF outputs"),
-                *ty,
+                *mix,
                 plan.options.allow_nonfinite,
             )?)),
         }

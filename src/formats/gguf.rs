@@ -334,6 +334,13 @@ impl Metadata {
         }
     }
 
+    /// Removes `key`, returning its value; setting it again appends it at the end (as
+    /// llama.cpp's `gguf_set_*` do for every key).
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        let i = self.entries.iter().position(|(k, _)| k == key)?;
+        Some(self.entries.remove(i).1)
+    }
+
     /// Appends every entry of `other` with [`Metadata::set`].
     pub fn extend(&mut self, other: Metadata) {
         for (k, v) in other.entries {

@@ -2,6 +2,8 @@
 //! inputs do not depend on the writer under test.
 #![allow(dead_code)]
 
+pub mod gguf;
+
 use std::path::Path;
 
 /// One tensor for [`safetensors_bytes`]: name, dtype string, shape, raw little-endian data.

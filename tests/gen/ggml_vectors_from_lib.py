@@ -59,7 +59,7 @@ def gen_inputs(seed: int, rows: int):
     """Rows of assorted shapes; the exact mix differs from the C harness on purpose."""
     rng = np.random.default_rng(seed)
     x = np.empty((rows, N_PER_ROW), dtype=np.float32)
-    cases = np.arange(rows, dtype=np.uint32) % 8
+    cases = np.arange(rows, dtype=np.uint32) % 12
     for r in range(rows):
         c = cases[r]
         if c == 0:
@@ -78,8 +78,17 @@ def gen_inputs(seed: int, rows: int):
             v = rng.integers(-16, 17, N_PER_ROW) * 2.0 ** rng.integers(-10, 4)
         elif c == 6:
             v = (rng.integers(-16, 16, N_PER_ROW) + 0.5) * 2.0 ** rng.integers(-10, 4)
-        else:
+        elif c == 7:
             v = np.where(rng.random(N_PER_ROW) < 0.1, rng.normal(0, 1, N_PER_ROW), 0.0)
+        elif c == 8:  # all zeros, or one sign of zero
+            v = np.zeros(N_PER_ROW) * rng.choice([1.0, -1.0])
+        elif c == 9:  # huge magnitudes, up to near the f32 limit
+            v = rng.normal(0, 1, N_PER_ROW) * 10.0 ** rng.uniform(20, 37)
+        elif c == 10:  # tiny magnitudes, subnormals included
+            v = rng.normal(0, 1, N_PER_ROW) * 10.0 ** rng.uniform(-44, -30)
+        else:  # one outlier per block among small values
+            v = rng.normal(0, 1e-3, N_PER_ROW)
+            v[rng.integers(0, 32)::32] = rng.normal(0, 100)
         x[r] = np.asarray(v, dtype=np.float32)
     return cases, x
 

@@ -617,7 +617,9 @@ def compact_reference(path: Path) -> dict:
 
 
 def tensor_bytes(ttype: int, ne: list[int]) -> int:
-    block, size = {0: (1, 4), 1: (1, 2), 30: (1, 2), 8: (32, 34)}[ttype]
+    block, size = {0: (1, 4), 1: (1, 2), 30: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22),
+                   7: (32, 24), 8: (32, 34), 10: (256, 84), 11: (256, 110), 12: (256, 144),
+                   13: (256, 176), 14: (256, 210)}[ttype]
     n = 1
     for d in ne:
         n *= d

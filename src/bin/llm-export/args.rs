@@ -20,7 +20,9 @@ Outputs (--to, repeatable; one pass over the input serves them all):
   lora           the adapter as normalized PEFT files, in <out>/lora/
   merged_16bit   base + adapter merged in f32 and rounded once, in <out>/merged_16bit/
   merged_4bit    merged, then re-quantized to bitsandbytes NF4 + double quant, in <out>/merged_4bit/
-  gguf:<type>    merged GGUF for llama.cpp/Ollama, type f32, f16, bf16 or q8_0, as <out>/<Name>-<TYPE>.gguf
+  gguf:<type>    merged GGUF for llama.cpp/Ollama, as <out>/<Name>-<TYPE>.gguf; type f32, f16, bf16,
+                 q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m,
+                 q5_k_s, q5_k_m or q6_k (llama-quantize's mixes)
   lora-gguf[:<type>]
                  the adapter as a llama.cpp GGUF LoRA (default f16; f32, bf16, q8_0), as
                  <out>/<Name>-<TYPE>-LoRA.gguf; rsLoRA and rank/alpha patterns are expressed exactly

@@ -26,7 +26,7 @@ use std::str::FromStr;
 ///
 /// Variant names follow llama-quantize's spelling.
 #[allow(non_camel_case_types)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum QuantMix {
     /// Everything F32 (`LLAMA_FTYPE_ALL_F32`).
     F32,
