@@ -8,8 +8,10 @@
 //!   (`weights_map`: by layer, then name), `general.quantization_version` and
 //!   `general.file_type` moved to the end of the metadata.
 //!
-//! The values are the merged checkpoint's (merged f32 values rounded to the `merged_16bit`
-//! dtype), so every file is also what those tools make of the `merged_16bit` output.
+//! From base + adapter, the merged f32 values are rounded once, straight into each file's type:
+//! more faithful than going through a 16-bit checkpoint. For `bf16` that is exactly what the
+//! tools make of the bf16 `merged_16bit` output; the other types differ from that two-step path
+//! only where the second rounding would have moved a value.
 //!
 //! One pass feeds every file, so they share one tensor order: llama-quantize's when any file is
 //! a llama-quantize mix, else the converter's. The layout of every file is computed when the
@@ -89,8 +91,6 @@ struct PlannedTensor {
     conversion: TensorConversion,
     /// GGUF extents (innermost first), rows as written.
     ne: Vec<u64>,
-    /// The merged checkpoint's dtype, when the streamed values are not already in it.
-    round_to: Option<FloatType>,
 }
 
 /// A tensor of a GGUF file, in file order.
@@ -209,14 +209,7 @@ impl GgufPlan {
                     *rows = conversion.rows;
                 }
                 let ne = shape.iter().rev().map(|&d| d as u64).collect();
-                let round_to = (t.modified || t.source.dtype != merged_dtype)
-                    .then_some(merged_dtype)
-                    .filter(|d| *d != FloatType::F32);
-                Some(PlannedTensor {
-                    conversion,
-                    ne,
-                    round_to,
-                })
+                Some(PlannedTensor { conversion, ne })
             })
             .collect();
         let computed = arch.computed_tensors()?;
@@ -357,7 +350,6 @@ struct OutputTensor {
     /// GGUF name, for messages.
     name: String,
     ty: GgmlType,
-    round_to: Option<FloatType>,
     transform: ValueTransform,
     /// Rows kept.
     rows: usize,
@@ -404,7 +396,6 @@ impl GgufOutput {
             tensors[i] = Some(OutputTensor {
                 name: t.conversion.name.clone(),
                 ty: *ty,
-                round_to: t.round_to,
                 transform: t.conversion.transform,
                 rows: t.conversion.rows,
                 // The stream's row: everything but the outermost extent.
@@ -482,9 +473,6 @@ impl Writer for GgufOutput {
         let chunk_rows = rows.len() / cols.max(1);
         let keep = o.rows.saturating_sub(first_row).min(chunk_rows);
         let mut values = rows[..keep * cols].to_vec();
-        if let Some(dtype) = o.round_to {
-            values.iter_mut().for_each(|v| *v = dtype.round(*v));
-        }
         o.transform.apply(&mut values, o.row_len);
         if o.ty.is_quantized() {
             if let Some(i) = values.iter().position(|v| !v.is_finite()) {
