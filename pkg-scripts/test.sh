@@ -18,3 +18,4 @@ echo "== cargo test"; cargo test --release
 echo "== wasm32 build"; ./pkg-scripts/build-wasm.sh
 echo "== llama.cpp checks"; tests/oracle/llama_cpp_checks.sh "$LLM_EXPORT_PYTHON" target/release/llm-export
 echo "== llama.cpp LoRA checks"; "$LLM_EXPORT_PYTHON" tests/oracle/lora_gguf_llama_cpp.py --llm-export target/release/llm-export
+echo "== llama.cpp quantizers and mixes"; LLM_EXPORT_PYTHON="$LLM_EXPORT_PYTHON" ./pkg-scripts/check-gguf-quant.sh
