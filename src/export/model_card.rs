@@ -33,6 +33,7 @@ pub fn model_card(kind: OutputKind, plan: &Plan, adapter: Option<&Adapter>) -> S
             "- gguf\n- lora\n- llama.cpp\n",
             "LoRA adapter (GGUF)",
         ),
+        OutputKind::Ollama => ("gguf", "- gguf\n- ollama\n", "Ollama model"),
     };
     let mut card = format!("---\nbase_model: {base}\nlibrary_name: {library}\ntags:\n{tags}- llm-export\n---\n\n# {title}\n\n");
     let _ = match kind {
@@ -58,6 +59,11 @@ pub fn model_card(kind: OutputKind, plan: &Plan, adapter: Option<&Adapter>) -> S
             card,
             "A GGUF LoRA adapter ({ty}) for `{base}`, as llama.cpp's convert_lora_to_gguf.py writes it, \
              with PEFT's per-module scales expressed exactly, exported by llm-export."
+        ),
+        OutputKind::Ollama => writeln!(
+            card,
+            "An Ollama Modelfile for `{base}` with the adapter merged in; its TEMPLATE reproduces the \
+             model's chat template. Create the model with `ollama create NAME -f Modelfile`."
         ),
     };
     if let Some(a) = adapter {

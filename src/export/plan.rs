@@ -7,7 +7,9 @@ use super::lora_gguf::{self, LoraGgufPlan};
 use crate::error::{Error, Result};
 use crate::lora::{Adapter, LoraPair};
 use crate::model::tensor::DenseTensor;
+use crate::model::vocab::load_vocab;
 use crate::model::{BaseModel, FloatType, HfConfig, ModelTensor, Storage};
+use crate::ollama::{self, Modelfile, ModelfileSpec};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
@@ -25,6 +27,8 @@ pub enum OutputKind {
     Gguf(QuantMix),
     /// The adapter as a GGUF LoRA adapter for llama.cpp, tensors of one type.
     LoraGguf(QuantMix),
+    /// An Ollama `Modelfile` for the first GGUF of the run.
+    Ollama,
 }
 
 impl OutputKind {
@@ -36,6 +40,7 @@ impl OutputKind {
             OutputKind::Merged4 => "merged_4bit".into(),
             OutputKind::Gguf(mix) => cli_name(mix),
             OutputKind::LoraGguf(mix) => lora_gguf::cli_name(mix).into(),
+            OutputKind::Ollama => "ollama".into(),
         }
     }
 }
@@ -63,8 +68,9 @@ impl FromStr for OutputKind {
             "lora" => Ok(OutputKind::Lora),
             "merged_16bit" => Ok(OutputKind::Merged16),
             "merged_4bit" | "merged_4bit_forced" => Ok(OutputKind::Merged4),
+            "ollama" => Ok(OutputKind::Ollama),
             _ => Err(Error::usage(format!(
-                "unknown output `{s}`; expected one of: lora, merged_16bit, merged_4bit, gguf:<type>, lora-gguf[:<type>]"
+                "unknown output `{s}`; expected one of: lora, merged_16bit, merged_4bit, gguf:<type>, lora-gguf[:<type>], ollama"
             ))),
         }
     }
@@ -145,6 +151,8 @@ pub struct Plan {
     pub gguf: Option<GgufPlan>,
     /// Layouts and names of the GGUF LoRA outputs, when any is requested.
     pub lora_gguf: Option<LoraGgufPlan>,
+    /// The Ollama Modelfile, when `--to ollama` was asked for.
+    pub modelfile: Option<Modelfile>,
 }
 
 impl Plan {
@@ -253,14 +261,14 @@ impl Plan {
                 _ => None,
             })
             .collect();
+        // Training may have changed the tokenizer; the adapter's then ships with the model.
+        let tokenizer_dir = match adapter {
+            Some(a) if a.dir.open("tokenizer_config.json")?.is_some() => a.dir.as_ref(),
+            _ => base.dir.as_ref(),
+        };
         let gguf = if gguf_mixes.is_empty() {
             None
         } else {
-            // Training may have changed the tokenizer; the adapter's then ships with the model.
-            let tokenizer_dir = match adapter {
-                Some(a) if a.dir.open("tokenizer_config.json")?.is_some() => a.dir.as_ref(),
-                _ => base.dir.as_ref(),
-            };
             Some(GgufPlan::new(
                 base.dir.as_ref(),
                 tokenizer_dir,
@@ -279,6 +287,26 @@ impl Plan {
             }
             _ => None,
         };
+        let modelfile = if outputs.contains(&OutputKind::Ollama) {
+            // The Modelfile names the first GGUF the user asked for.
+            let first = options.outputs.iter().find_map(|o| match o {
+                OutputKind::Gguf(mix) => Some(*mix),
+                _ => None,
+            });
+            let (Some(mix), Some(g)) = (first, &gguf) else {
+                return Err(Error::usage(
+                    "`--to ollama` needs a GGUF from the same run (e.g. --to gguf:q4_k_m); \
+                     for an existing GGUF use `llm-export modelfile FILE.gguf`",
+                ));
+            };
+            let file = g.file_name(mix).expect("planned GGUF files have names");
+            let vocab = load_vocab(tokenizer_dir, &merged_config)?;
+            let modelfile = ollama::modelfile(&ModelfileSpec::from_vocab(&vocab, file))?;
+            notes.extend(modelfile.warnings.iter().map(|w| format!("ollama: {w}")));
+            Some(modelfile)
+        } else {
+            None
+        };
         Ok(Plan {
             outputs,
             options,
@@ -288,6 +316,7 @@ impl Plan {
             notes,
             gguf,
             lora_gguf,
+            modelfile,
         })
     }
 
@@ -302,6 +331,7 @@ impl Plan {
                 (OutputKind::LoraGguf(t), _, Some(l)) => {
                     l.file_name(*t).map_or_else(|| o.name(), str::to_string)
                 }
+                (OutputKind::Ollama, _, _) => "Modelfile".into(),
                 _ => o.name(),
             })
             .collect()

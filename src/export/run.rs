@@ -2,7 +2,7 @@
 //! checked, and handed to every writer; chunks run in parallel and are written in order.
 
 use super::gguf_output::GgufOutput;
-use super::hf_checkpoint::{Merged16Writer, SupportFiles};
+use super::hf_checkpoint::{write_file, Merged16Writer, SupportFiles};
 use super::lora_gguf::write_lora_gguf;
 use super::lora_output::write_lora;
 use super::model_card::model_card;
@@ -89,6 +89,13 @@ pub fn export(
                 *mix,
                 plan.options.allow_nonfinite,
             )?)),
+            OutputKind::Ollama => {
+                let modelfile = plan
+                    .modelfile
+                    .as_ref()
+                    .expect("the plan builds the Modelfile");
+                write_file(out, "Modelfile", modelfile.render().as_bytes())?
+            }
         }
     }
     if !writers.is_empty() {

@@ -200,6 +200,21 @@ fn relative_path(name: &str, what: &str) -> Result<String> {
 }
 
 impl ModelfileSpec {
+    /// The spec for the GGUF named `gguf_file` that is being written with `vocab`.
+    pub fn from_vocab(vocab: &crate::model::vocab::Vocab, gguf_file: &str) -> Self {
+        let token = |kind: &str| {
+            let id = vocab.special_ids.iter().find(|(k, _)| k == kind)?.1;
+            vocab.tokens.get(id as usize).cloned()
+        };
+        ModelfileSpec {
+            gguf_file: gguf_file.to_string(),
+            adapter_file: None,
+            chat_template: vocab.chat_template.clone(),
+            bos_token: token("bos"),
+            eos_token: token("eos"),
+        }
+    }
+
     /// The spec for an existing GGUF file named `gguf_file`, from its `tokenizer.*` metadata:
     /// the chat template and the BOS/EOS token texts.
     pub fn from_gguf(gguf: &crate::formats::gguf::GgufFile, gguf_file: &str) -> Self {

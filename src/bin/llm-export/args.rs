@@ -23,6 +23,8 @@ Outputs (--to, repeatable; one pass over the input serves them all):
   gguf:<type>    merged GGUF for llama.cpp/Ollama, as <out>/<Name>-<TYPE>.gguf; type f32, f16, bf16,
                  q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m,
                  q5_k_s, q5_k_m or q6_k (llama-quantize's mixes)
+  ollama         a Modelfile for the first GGUF of the run (--ollama-create NAME also creates the
+                 model in a local Ollama)
   lora-gguf[:<type>]
                  the adapter as a llama.cpp GGUF LoRA (default f16; f32, bf16, q8_0), as
                  <out>/<Name>-<TYPE>-LoRA.gguf; rsLoRA and rank/alpha patterns are expressed exactly
@@ -36,7 +38,7 @@ Example:
     /// chat template), and optionally create the model in a local Ollama.
     #[command(after_help = "\
 Example:
-  llm-export modelfile out/Model-Q4_K_M.gguf --push my-model:latest")]
+  llm-export modelfile out/Model-Q4_K_M.gguf --ollama-create my-model:latest")]
     Modelfile(ModelfileArgs),
 }
 
@@ -65,6 +67,8 @@ pub struct ExportArgs {
     /// Replace outputs that already exist in --out.
     #[arg(long)]
     pub overwrite: bool,
+    #[command(flatten)]
+    pub ollama: OllamaArgs,
     /// Worker threads (default: all cores).
     #[arg(long, short = 'j')]
     pub threads: Option<usize>,
@@ -106,7 +110,7 @@ pub struct ModelfileArgs {
 pub struct OllamaArgs {
     /// Create the model in a local Ollama under this name (`[namespace/]model[:tag]`).
     #[arg(long, value_name = "NAME")]
-    pub push: Option<String>,
+    pub ollama_create: Option<String>,
     /// The Ollama server to push to.
     #[arg(long, env = "OLLAMA_HOST", default_value = llm_export::ollama::DEFAULT_HOST)]
     pub ollama_host: String,

@@ -65,7 +65,7 @@ pub fn run_modelfile(a: ModelfileArgs) -> Result<()> {
         std::fs::rename(&partial, &path).map_err(|e| Error::io(path.display(), e))?;
         Some(path.display().to_string())
     };
-    if let Some(name) = &a.ollama.push {
+    if let Some(name) = &a.ollama.ollama_create {
         push(
             &a.ollama,
             name,
@@ -84,7 +84,7 @@ pub fn run_modelfile(a: ModelfileArgs) -> Result<()> {
             "modelfile": written,
             "family": format!("{:?}", modelfile.family),
             "warnings": modelfile.warnings,
-            "pushed": a.ollama.push,
+            "pushed": a.ollama.ollama_create,
         });
         println!("{json}");
     } else if let Some(path) = written.filter(|_| !a.report.quiet) {
