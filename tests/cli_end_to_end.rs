@@ -51,6 +51,8 @@ fn one_run_writes_every_output_and_each_reads_back() {
         "gguf:f16",
         "--to",
         "gguf:q8_0",
+        "--to",
+        "ollama",
     ]);
     let published: Vec<&str> = report["outputs"]
         .as_array()
@@ -58,7 +60,7 @@ fn one_run_writes_every_output_and_each_reads_back() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    assert_eq!(published.len(), 5, "{published:?}");
+    assert_eq!(published.len(), 6, "{published:?}");
 
     let merged = json(&["inspect", s(&out.join("merged_16bit")), "--json"]);
     assert_eq!(
@@ -80,8 +82,9 @@ fn one_run_writes_every_output_and_each_reads_back() {
         .unwrap();
     let summary = json(&["inspect", s(&gguf), "--json"]);
     assert_eq!(summary["kind"], "gguf");
-    run(&["modelfile", s(&gguf)]);
+    // The export's Modelfile names the first GGUF requested; `modelfile` makes the same one.
     let modelfile = std::fs::read_to_string(out.join("Modelfile")).unwrap();
+    assert_eq!(run(&["modelfile", s(&gguf), "--print"]), modelfile);
     let name = gguf.file_name().unwrap().to_str().unwrap();
     assert!(modelfile.contains(&format!("FROM ./{name}")), "{modelfile}");
     assert!(
