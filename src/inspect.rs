@@ -191,7 +191,7 @@ pub fn inspect_gguf(file: crate::io::InputFile) -> Result<Summary> {
             }),
         }
     }
-    types.sort_by(|a, b| b.weights.cmp(&a.weights));
+    types.sort_by_key(|t| std::cmp::Reverse(t.weights));
     let file_type = match g.get("general.file_type") {
         Some(gguf::Value::U32(id)) => Some(
             QuantMix::ALL
