@@ -7,6 +7,7 @@ use crate::io::InputDir;
 use crate::lora::config::TargetModules;
 use crate::lora::Adapter;
 use crate::model::{BaseModel, Storage};
+use crate::quant::ggml::mix::QuantMix;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -106,7 +107,26 @@ pub enum Summary {
         metadata: Vec<MetadataLine>,
         /// Tensors in file order, with ggml types and GGUF extents (innermost first).
         tensors: Vec<TensorLine>,
+        /// The llama.cpp file type (`general.file_type`), e.g. `Q4_K_M`.
+        file_type: Option<String>,
+        /// Bits of tensor data per weight, over all tensors.
+        bits_per_weight: f64,
+        /// Tensors per ggml type, by decreasing share of the weights.
+        types: Vec<TypeShare>,
     },
+}
+
+/// The tensors of one ggml type in a GGUF file.
+#[derive(Debug, Serialize)]
+pub struct TypeShare {
+    /// ggml type (`Q4_K`, `F32`, ...).
+    pub dtype: String,
+    /// Number of tensors.
+    pub tensors: usize,
+    /// Number of weights.
+    pub weights: u64,
+    /// Storage bits per weight of the type.
+    pub bits_per_weight: f64,
 }
 
 /// One GGUF metadata entry as listed by `inspect`.
@@ -151,6 +171,36 @@ pub fn inspect_file(file: crate::io::InputFile) -> Result<Summary> {
 /// Summarizes one GGUF file (header only).
 pub fn inspect_gguf(file: crate::io::InputFile) -> Result<Summary> {
     let g = gguf::GgufFile::read(&file)?;
+    let mut types: Vec<TypeShare> = Vec::new();
+    let (mut weights, mut bytes) = (0u64, 0u64);
+    for t in &g.tensors {
+        let n: u64 = t.ne.iter().product();
+        weights += n;
+        bytes += t.data_bytes();
+        let name = t.ty.name();
+        match types.iter_mut().find(|s| s.dtype == name) {
+            Some(share) => {
+                share.tensors += 1;
+                share.weights += n;
+            }
+            None => types.push(TypeShare {
+                dtype: name.into(),
+                tensors: 1,
+                weights: n,
+                bits_per_weight: (t.ty.type_size() * 8) as f64 / t.ty.block_size() as f64,
+            }),
+        }
+    }
+    types.sort_by_key(|t| std::cmp::Reverse(t.weights));
+    let file_type = match g.get("general.file_type") {
+        Some(gguf::Value::U32(id)) => Some(
+            QuantMix::ALL
+                .into_iter()
+                .find(|m| m.file_type() == *id)
+                .map_or_else(|| format!("file type {id}"), |m| m.name().into()),
+        ),
+        _ => None,
+    };
     Ok(Summary::Gguf {
         version: g.version,
         metadata: g
@@ -171,6 +221,13 @@ pub fn inspect_gguf(file: crate::io::InputFile) -> Result<Summary> {
                 shape: t.ne.iter().map(|&d| d as usize).collect(),
             })
             .collect(),
+        file_type,
+        bits_per_weight: if weights == 0 {
+            0.0
+        } else {
+            (bytes * 8) as f64 / weights as f64
+        },
+        types,
     })
 }
 

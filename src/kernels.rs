@@ -26,6 +26,33 @@ unsafe fn fma_axpy_avx2(acc: &mut [f32], l: f32, r: &[f32]) {
     }
 }
 
+/// A hot loop to compile for the best instruction set extensions the CPU has; see [`run`].
+pub trait Kernel {
+    /// What the computation returns.
+    type Output;
+    /// The computation. Mark it `#[inline(always)]`, along with everything it calls that should
+    /// benefit: only code inlined into [`run`] is compiled for the extensions.
+    fn run(self) -> Self::Output;
+}
+
+/// Runs `kernel` compiled for AVX2 and FMA when the CPU has them (x86-64), else for the
+/// baseline target. Rust never fuses a multiply and an add unless asked (`mul_add`), and vector
+/// instructions round like scalar ones, so the extensions change speed, never bits.
+pub fn run<K: Kernel>(kernel: K) -> K::Output {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has the features the function is compiled for.
+        return unsafe { run_avx2_fma(kernel) };
+    }
+    kernel.run()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_avx2_fma<K: Kernel>(kernel: K) -> K::Output {
+    kernel.run()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -277,3 +277,58 @@ fn files_for_python_checks() {
         }
     }
 }
+
+#[test]
+fn inspect_shows_types_and_bits_per_weight() {
+    let tmp = tempfile::tempdir().unwrap();
+    let published = run_export(
+        &root().join("tiny/tiny-llama"),
+        None,
+        vec![OutputKind::Gguf(QuantMix::Q4_K_M)],
+        None,
+        tmp.path(),
+    );
+    let summary = llm_export::inspect::inspect_file(open_file(Path::new(&published[0]))).unwrap();
+    let llm_export::inspect::Summary::Gguf {
+        tensors,
+        file_type,
+        bits_per_weight,
+        types,
+        ..
+    } = summary
+    else {
+        panic!("not read as GGUF");
+    };
+    assert_eq!(file_type.as_deref(), Some("Q4_K_M"));
+    // Bits per weight from llama-quantize's tensor list: (elements, bytes) per ggml type id.
+    let block = |ty: u64| match ty {
+        0 => (1, 4),
+        12 => (256, 144),
+        14 => (256, 210),
+        other => panic!("type {other} not expected in this file"),
+    };
+    let reference = read_json(&root().join("gguf_quant/tiny-llama.json"));
+    let (mut weights, mut bits) = (0u64, 0u64);
+    for t in reference["mixes"]["Q4_K_M"]["tensors"].as_array().unwrap() {
+        let n: u64 = t["ne"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap())
+            .product();
+        let (elems, bytes) = block(t["type"].as_u64().unwrap());
+        weights += n;
+        bits += n / elems * bytes * 8;
+    }
+    assert_eq!(bits_per_weight, bits as f64 / weights as f64);
+    assert_eq!(
+        types.iter().map(|t| t.tensors).sum::<usize>(),
+        tensors.len()
+    );
+    assert!(types
+        .iter()
+        .any(|t| t.dtype == "Q6_K" && t.bits_per_weight == 6.5625));
+    assert!(tensors
+        .iter()
+        .any(|t| t.name == "blk.1.attn_v.weight" && t.dtype == "Q6_K"));
+}

@@ -240,6 +240,7 @@ fn inspect_reads_our_gguf() {
         version,
         metadata,
         tensors,
+        ..
     } = summary
     else {
         panic!("not read as GGUF");

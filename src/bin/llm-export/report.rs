@@ -102,13 +102,30 @@ pub fn describe(summary: &Summary, list_tensors: bool) -> String {
             version,
             metadata,
             tensors: lines,
+            file_type,
+            bits_per_weight,
+            types,
         } => {
             let _ = writeln!(
                 out,
-                "gguf v{version}: {} tensors, {} metadata entries",
+                "gguf v{version}: {}{} tensors, {} metadata entries, {bits_per_weight:.2} bits per weight",
+                file_type.as_deref().map_or(String::new(), |t| format!("{t}, ")),
                 lines.len(),
                 metadata.len()
             );
+            let shares: Vec<String> = types
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{} {} ({} weights, {} bits each)",
+                        t.tensors,
+                        t.dtype,
+                        human(t.weights),
+                        t.bits_per_weight
+                    )
+                })
+                .collect();
+            let _ = writeln!(out, "tensor types: {}", shares.join(", "));
             for m in metadata {
                 // Chat templates run to kilobytes; the JSON output has them whole.
                 let value: String = match m.value.char_indices().nth(96) {

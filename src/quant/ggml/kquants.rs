@@ -77,21 +77,68 @@ const _: () = assert!(size_of::<BlockQ5K>() == 176);
 const _: () = assert!(size_of::<BlockQ6K>() == 210);
 impl_pod!(BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K);
 
+#[inline(always)]
 fn as_block(x: &[f32]) -> &[f32; QK_K] {
     x.try_into().expect("k-quant block holds 256 values")
 }
 
-/// Sub-array `i` of length `M` of a fixed-size array.
-fn group<T, const N: usize, const M: usize>(a: &[T; N], i: usize) -> &[T; M] {
-    a[i * M..(i + 1) * M].try_into().unwrap()
+/// Groups whose scales are searched side by side (4 blocks of 8 groups, or 2 of 16): enough
+/// independent in-order sums to keep the vector units busy.
+const LANES: usize = 32;
+
+/// Whole blocks of `x` in batches of [`LANES`] groups of `N` values, each with the batch's
+/// values, its groups side by side as the scale searches take them (`t[i][g]` is value `i` of
+/// group `g`; groups past the end of `x` are zero), and the batch's output blocks.
+#[inline(always)]
+fn batches<'a, B, const N: usize>(
+    x: &'a [f32],
+    out: &'a mut [B],
+) -> impl Iterator<Item = (&'a [f32], [[f32; LANES]; N], &'a mut [B])> {
+    x.chunks(LANES * N)
+        .zip(out.chunks_mut(LANES * N / QK_K))
+        .map(|(x, out)| {
+            let mut t = [[0f32; LANES]; N];
+            for (g, group) in x.chunks_exact(N).enumerate() {
+                for (i, &v) in group.iter().enumerate() {
+                    t[i][g] = v;
+                }
+            }
+            (x, t, out)
+        })
 }
 
-fn group_mut<T, const N: usize, const M: usize>(a: &mut [T; N], i: usize) -> &mut [T; M] {
-    (&mut a[i * M..(i + 1) * M]).try_into().unwrap()
+/// Block `b` of a batch: its values and the range of its groups.
+#[inline(always)]
+fn batch_block<const N: usize>(x: &[f32], b: usize) -> (&[f32; QK_K], std::ops::Range<usize>) {
+    let groups = QK_K / N;
+    (
+        as_block(&x[b * QK_K..(b + 1) * QK_K]),
+        b * groups..(b + 1) * groups,
+    )
+}
+
+/// The codes of block `b` of a batch, in element order, from its groups side by side.
+#[inline(always)]
+fn block_codes<T: Copy + Default, const N: usize>(t: &[[T; LANES]; N], b: usize) -> [T; QK_K] {
+    let first = b * (QK_K / N);
+    let mut codes = [T::default(); QK_K];
+    for (j, c) in codes.iter_mut().enumerate() {
+        *c = t[j % N][first + j / N];
+    }
+    codes
+}
+
+/// One block quantized through the batched path.
+#[inline(always)]
+fn one_block<B: QuantBlock>(x: &[f32]) -> B {
+    let mut block = [B::zeroed()];
+    B::quantize_blocks(x, &mut block);
+    block[0]
 }
 
 /// The 2-bit layout of Q2_K/Q3_K: per 128 elements, byte l of the 32-byte chunk holds elements
 /// l, l+32, l+64, l+96 in bits 0-1, 2-3, 4-5, 6-7.
+#[inline(always)]
 fn pack_2bit(l: &[u8; QK_K]) -> [u8; QK_K / 4] {
     std::array::from_fn(|i| {
         let (j, k) = (i / 32 * 128, i % 32);
@@ -107,29 +154,22 @@ fn unpack_2bit(qs: &[u8; QK_K / 4]) -> [u8; QK_K] {
     })
 }
 
-impl QuantBlock for BlockQ2K {
-    const TYPE: GgmlType = GgmlType::Q2_K;
-    const ELEMS: usize = QK_K;
+/// Q2_K's scale search (`make_qkx2_quants(16, 3, ..., -0.5, 0.1, 15, true)`).
+const Q2K_SEARCH: Qkx2Search = Qkx2Search {
+    nmax: 3,
+    rmin: -0.5,
+    rdelta: 0.1,
+    nstep: 15,
+    use_mad: true,
+};
 
-    fn quantize(x: &[f32]) -> Self {
+impl BlockQ2K {
+    /// The block from its groups' fitted scales, mins and codes.
+    #[inline(always)]
+    fn finish(x: &[f32; QK_K], scales: &[f32], mins: &[f32], mut l: [u8; QK_K]) -> Self {
         const Q4SCALE: f32 = 15.0;
-        let search = Qkx2Search {
-            nmax: 3,
-            rmin: -0.5,
-            rdelta: 0.1,
-            nstep: 15,
-            use_mad: true,
-        };
-        let x = as_block(x);
-        let mut l = [0u8; QK_K];
-        let mut scales = [0f32; QK_K / 16];
-        let mut mins = [0f32; QK_K / 16];
         let (mut max_scale, mut max_min) = (0f32, 0f32);
-        for j in 0..QK_K / 16 {
-            let xs: &[f32; 16] = group(x, j);
-            let weights = xs.map(f32::abs);
-            let (scale, min) = make_qkx2_quants(&search, xs, &weights, group_mut(&mut l, j));
-            (scales[j], mins[j]) = (scale, min);
+        for (&scale, &min) in scales.iter().zip(mins) {
             if scale > max_scale {
                 max_scale = scale;
             }
@@ -147,14 +187,14 @@ impl QuantBlock for BlockQ2K {
         // The C stores the int results into uint8_t, truncating.
         if max_scale > 0.0 {
             let iscale = Q4SCALE / max_scale;
-            for (sc, &s) in b.scales.iter_mut().zip(&scales) {
+            for (sc, &s) in b.scales.iter_mut().zip(scales) {
                 *sc = nearest_int(iscale * s) as u8;
             }
             b.d = F16Le::from_f32(max_scale / Q4SCALE);
         }
         if max_min > 0.0 {
             let iscale = Q4SCALE / max_min;
-            for (sc, &m) in b.scales.iter_mut().zip(&mins) {
+            for (sc, &m) in b.scales.iter_mut().zip(mins) {
                 *sc |= (nearest_int(iscale * m) << 4) as u8;
             }
             b.dmin = F16Le::from_f32(max_min / Q4SCALE);
@@ -175,7 +215,31 @@ impl QuantBlock for BlockQ2K {
         b.qs = pack_2bit(&l);
         b
     }
+}
 
+impl QuantBlock for BlockQ2K {
+    const TYPE: GgmlType = GgmlType::Q2_K;
+    const ELEMS: usize = QK_K;
+
+    fn quantize(x: &[f32]) -> Self {
+        one_block(x)
+    }
+
+    #[inline(always)]
+    fn quantize_blocks(x: &[f32], out: &mut [Self]) {
+        for (x, xs, out) in batches::<_, 16>(x, out) {
+            let mut weights = xs;
+            for w in weights.iter_mut().flatten() {
+                *w = w.abs();
+            }
+            let mut codes = [[0u8; LANES]; 16];
+            let (scales, mins) = make_qkx2_quants(&Q2K_SEARCH, &xs, &weights, &mut codes);
+            for (b, block) in out.iter_mut().enumerate() {
+                let (x, g) = batch_block::<16>(x, b);
+                *block = Self::finish(x, &scales[g.clone()], &mins[g], block_codes(&codes, b));
+            }
+        }
+    }
     fn dequantize(&self, y: &mut [f32]) {
         let (d, min) = (self.d.to_f32(), self.dmin.to_f32());
         let codes = unpack_2bit(&self.qs);
@@ -194,6 +258,7 @@ impl QuantBlock for BlockQ2K {
 }
 
 /// Six-bit signed scale `j` (0..16) of a Q3_K block, offset removed.
+#[inline(always)]
 fn q3k_scale(scales: &[u8; 12], j: usize) -> i8 {
     let low = if j < 8 {
         scales[j] & 0xf
@@ -204,17 +269,12 @@ fn q3k_scale(scales: &[u8; 12], j: usize) -> i8 {
     (low | (high << 4)) as i8 - 32
 }
 
-impl QuantBlock for BlockQ3K {
-    const TYPE: GgmlType = GgmlType::Q3_K;
-    const ELEMS: usize = QK_K;
-
-    fn quantize(x: &[f32]) -> Self {
-        let x = as_block(x);
-        let mut l = [0i8; QK_K];
-        let mut scales = [0f32; QK_K / 16];
+impl BlockQ3K {
+    /// The block from its groups' fitted scales and codes.
+    #[inline(always)]
+    fn finish(x: &[f32; QK_K], scales: &[f32], mut l: [i8; QK_K]) -> Self {
         let (mut max_scale, mut amax) = (0f32, 0f32);
-        for (j, s) in scales.iter_mut().enumerate() {
-            *s = make_q3_quants::<16>(4, group(x, j), group_mut(&mut l, j));
+        for s in scales {
             if s.abs() > amax {
                 amax = s.abs();
                 max_scale = *s;
@@ -265,7 +325,27 @@ impl QuantBlock for BlockQ3K {
         b.qs = pack_2bit(&low);
         b
     }
+}
 
+impl QuantBlock for BlockQ3K {
+    const TYPE: GgmlType = GgmlType::Q3_K;
+    const ELEMS: usize = QK_K;
+
+    fn quantize(x: &[f32]) -> Self {
+        one_block(x)
+    }
+
+    #[inline(always)]
+    fn quantize_blocks(x: &[f32], out: &mut [Self]) {
+        for (x, xs, out) in batches::<_, 16>(x, out) {
+            let mut codes = [[0i8; LANES]; 16];
+            let scales = make_q3_quants(4, &xs, &mut codes);
+            for (b, block) in out.iter_mut().enumerate() {
+                let (x, g) = batch_block::<16>(x, b);
+                *block = Self::finish(x, &scales[g], block_codes(&codes, b));
+            }
+        }
+    }
     fn dequantize(&self, y: &mut [f32]) {
         let d_all = self.d.to_f32();
         let codes = unpack_2bit(&self.qs);
@@ -286,6 +366,7 @@ impl QuantBlock for BlockQ3K {
 }
 
 /// Six-bit scale and min `j` (0..8) of the Q4_K/Q5_K `scales` array (`get_scale_min_k4`).
+#[inline(always)]
 fn scale_min_k4(j: usize, q: &[u8; 12]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
@@ -297,27 +378,60 @@ fn scale_min_k4(j: usize, q: &[u8; 12]) -> (u8, u8) {
     }
 }
 
-/// The part of Q4_K and Q5_K quantization they share: per-group scale/min search, 6-bit
-/// packing of scales and mins, and re-quantization of the codes against the stored values.
-/// Returns `(d, dmin, scales, codes)` with codes in `0..=search.nmax`.
-fn quantize_k4_groups(
-    x: &[f32; QK_K],
-    search: &Qkx2Search,
-) -> (F16Le, F16Le, [u8; 12], [u8; QK_K]) {
-    let mut l = [0u8; QK_K];
-    let mut scales = [0f32; QK_K / 32];
-    let mut mins = [0f32; QK_K / 32];
-    let (mut max_scale, mut max_min) = (0f32, 0f32);
-    for j in 0..QK_K / 32 {
-        let xs: &[f32; 32] = group(x, j);
-        let mut sum_x2 = 0f32;
-        for &v in xs {
-            sum_x2 += v * v;
+/// Q4_K and Q5_K, which share their scale search and scale packing.
+trait K4Block: QuantBlock {
+    /// The scale search.
+    const SEARCH: Qkx2Search;
+    /// The block from `d`, `dmin`, packed scales and mins, and codes in `0..=SEARCH.nmax`.
+    fn pack(d: F16Le, dmin: F16Le, scales: [u8; 12], l: [u8; QK_K]) -> Self;
+}
+
+/// Q4_K or Q5_K blocks: the groups' weighted scale/min search, batched, then per block
+/// [`k4_finish`].
+#[inline(always)]
+fn quantize_k4_blocks<B: K4Block>(x: &[f32], out: &mut [B]) {
+    for (x, xs, out) in batches::<_, 32>(x, out) {
+        let mut sum_x2 = [0f32; LANES];
+        for xi in &xs {
+            for g in 0..LANES {
+                sum_x2[g] += xi[g] * xi[g];
+            }
         }
-        let av_x = (sum_x2 / 32.0).sqrt();
-        let weights = xs.map(|v| av_x + v.abs());
-        let (scale, min) = make_qkx2_quants(search, xs, &weights, group_mut(&mut l, j));
-        (scales[j], mins[j]) = (scale, min);
+        let mut weights = xs;
+        for wi in &mut weights {
+            for g in 0..LANES {
+                wi[g] = (sum_x2[g] / 32.0).sqrt() + wi[g].abs();
+            }
+        }
+        let mut codes = [[0u8; LANES]; 32];
+        let (scales, mins) = make_qkx2_quants(&B::SEARCH, &xs, &weights, &mut codes);
+        for (b, block) in out.iter_mut().enumerate() {
+            let (x, g) = batch_block::<32>(x, b);
+            let (d, dmin, packed, l) = k4_finish(
+                x,
+                &scales[g.clone()],
+                &mins[g],
+                block_codes(&codes, b),
+                B::SEARCH.nmax,
+            );
+            *block = B::pack(d, dmin, packed, l);
+        }
+    }
+}
+
+/// What Q4_K and Q5_K share after the search: 6-bit packing of the groups' scales and mins,
+/// and re-quantization of the codes against the stored values. Returns `(d, dmin, scales,
+/// codes)` with codes in `0..=nmax`.
+#[inline(always)]
+fn k4_finish(
+    x: &[f32; QK_K],
+    scales: &[f32],
+    mins: &[f32],
+    mut l: [u8; QK_K],
+    nmax: i32,
+) -> (F16Le, F16Le, [u8; 12], [u8; QK_K]) {
+    let (mut max_scale, mut max_min) = (0f32, 0f32);
+    for (&scale, &min) in scales.iter().zip(mins) {
         if scale > max_scale {
             max_scale = scale;
         }
@@ -349,7 +463,6 @@ fn quantize_k4_groups(
     let d = F16Le::from_f32(max_scale / 63.0);
     let dmin = F16Le::from_f32(max_min / 63.0);
 
-    let nmax = search.nmax;
     for j in 0..QK_K / 32 {
         let (sc, m) = scale_min_k4(j, &packed);
         let dj = d.to_f32() * f32::from(sc);
@@ -373,30 +486,43 @@ fn k4_chunk_scales(d: F16Le, dmin: F16Le, scales: &[u8; 12], chunk: usize) -> [(
     })
 }
 
-impl QuantBlock for BlockQ4K {
-    const TYPE: GgmlType = GgmlType::Q4_K;
-    const ELEMS: usize = QK_K;
+impl K4Block for BlockQ4K {
+    const SEARCH: Qkx2Search = Qkx2Search {
+        nmax: 15,
+        rmin: -1.0,
+        rdelta: 0.1,
+        nstep: 20,
+        use_mad: false,
+    };
 
-    fn quantize(x: &[f32]) -> Self {
-        let search = Qkx2Search {
-            nmax: 15,
-            rmin: -1.0,
-            rdelta: 0.1,
-            nstep: 20,
-            use_mad: false,
-        };
-        let (d, dmin, scales, l) = quantize_k4_groups(as_block(x), &search);
+    #[inline(always)]
+    fn pack(d: F16Le, dmin: F16Le, scales: [u8; 12], l: [u8; QK_K]) -> Self {
         // Per 64 elements: 32 bytes, low nibble element l, high nibble element l + 32.
-        let qs = std::array::from_fn(|i| {
+        let mut qs = [0u8; QK_K / 2];
+        for (i, q) in qs.iter_mut().enumerate() {
             let (j, k) = (i / 32 * 64, i % 32);
-            l[j + k] | (l[j + k + 32] << 4)
-        });
+            *q = l[j + k] | (l[j + k + 32] << 4);
+        }
         BlockQ4K {
             d,
             dmin,
             scales,
             qs,
         }
+    }
+}
+
+impl QuantBlock for BlockQ4K {
+    const TYPE: GgmlType = GgmlType::Q4_K;
+    const ELEMS: usize = QK_K;
+
+    fn quantize(x: &[f32]) -> Self {
+        one_block(x)
+    }
+
+    #[inline(always)]
+    fn quantize_blocks(x: &[f32], out: &mut [Self]) {
+        quantize_k4_blocks(x, out)
     }
 
     fn dequantize(&self, y: &mut [f32]) {
@@ -412,19 +538,17 @@ impl QuantBlock for BlockQ4K {
     }
 }
 
-impl QuantBlock for BlockQ5K {
-    const TYPE: GgmlType = GgmlType::Q5_K;
-    const ELEMS: usize = QK_K;
+impl K4Block for BlockQ5K {
+    const SEARCH: Qkx2Search = Qkx2Search {
+        nmax: 31,
+        rmin: -0.5,
+        rdelta: 0.1,
+        nstep: 15,
+        use_mad: false,
+    };
 
-    fn quantize(x: &[f32]) -> Self {
-        let search = Qkx2Search {
-            nmax: 31,
-            rmin: -0.5,
-            rdelta: 0.1,
-            nstep: 15,
-            use_mad: false,
-        };
-        let (d, dmin, scales, l) = quantize_k4_groups(as_block(x), &search);
+    #[inline(always)]
+    fn pack(d: F16Le, dmin: F16Le, scales: [u8; 12], l: [u8; QK_K]) -> Self {
         // As Q4_K for the low nibbles; bit 4 of element 64c + l goes to bit 2c of qh[l] and of
         // element 64c + 32 + l to bit 2c + 1.
         let mut qh = [0u8; QK_K / 8];
@@ -443,6 +567,20 @@ impl QuantBlock for BlockQ5K {
             qh,
             qs,
         }
+    }
+}
+
+impl QuantBlock for BlockQ5K {
+    const TYPE: GgmlType = GgmlType::Q5_K;
+    const ELEMS: usize = QK_K;
+
+    fn quantize(x: &[f32]) -> Self {
+        one_block(x)
+    }
+
+    #[inline(always)]
+    fn quantize_blocks(x: &[f32], out: &mut [Self]) {
+        quantize_k4_blocks(x, out)
     }
 
     fn dequantize(&self, y: &mut [f32]) {
@@ -468,18 +606,12 @@ impl QuantBlock for BlockQ5K {
     }
 }
 
-impl QuantBlock for BlockQ6K {
-    const TYPE: GgmlType = GgmlType::Q6_K;
-    const ELEMS: usize = QK_K;
-
-    fn quantize(x: &[f32]) -> Self {
-        let x = as_block(x);
-        let mut l = [0i8; QK_K];
-        let mut scales = [0f32; QK_K / 16];
+impl BlockQ6K {
+    /// The block from its groups' fitted scales and codes.
+    #[inline(always)]
+    fn finish(x: &[f32; QK_K], scales: &[f32], mut l: [i8; QK_K]) -> Self {
         let (mut max_scale, mut max_abs_scale) = (0f32, 0f32);
-        for (ib, s) in scales.iter_mut().enumerate() {
-            let scale = make_qx_quants::<16>(32, group(x, ib), group_mut(&mut l, ib));
-            *s = scale;
+        for &scale in scales {
             if scale.abs() > max_abs_scale {
                 max_abs_scale = scale.abs();
                 max_scale = scale;
@@ -497,7 +629,10 @@ impl QuantBlock for BlockQ6K {
         let iscale = -128.0 / max_scale;
         let d = F16Le::from_f32(1.0 / iscale);
         // `MIN(127, nearest_int(...))` stored into int8_t, truncating.
-        let sc = scales.map(|s| nearest_int(iscale * s).min(127) as i8);
+        let mut sc = [0i8; QK_K / 16];
+        for (c, &s) in sc.iter_mut().zip(scales) {
+            *c = nearest_int(iscale * s).min(127) as i8;
+        }
         for j in 0..QK_K / 16 {
             let dj = d.to_f32() * f32::from(sc[j]);
             if dj == 0.0 {
@@ -530,7 +665,27 @@ impl QuantBlock for BlockQ6K {
             d,
         }
     }
+}
 
+impl QuantBlock for BlockQ6K {
+    const TYPE: GgmlType = GgmlType::Q6_K;
+    const ELEMS: usize = QK_K;
+
+    fn quantize(x: &[f32]) -> Self {
+        one_block(x)
+    }
+
+    #[inline(always)]
+    fn quantize_blocks(x: &[f32], out: &mut [Self]) {
+        for (x, xs, out) in batches::<_, 16>(x, out) {
+            let mut codes = [[0i8; LANES]; 16];
+            let scales = make_qx_quants(32, &xs, &mut codes);
+            for (b, block) in out.iter_mut().enumerate() {
+                let (x, g) = batch_block::<16>(x, b);
+                *block = Self::finish(x, &scales[g], block_codes(&codes, b));
+            }
+        }
+    }
     fn dequantize(&self, y: &mut [f32]) {
         let d = self.d.to_f32();
         for (half, y) in y.chunks_exact_mut(128).enumerate() {

@@ -61,11 +61,13 @@ const _: () = assert!(size_of::<BlockQ5_1>() == 24);
 const _: () = assert!(size_of::<BlockQ8_0>() == 34);
 impl_pod!(BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0);
 
+#[inline(always)]
 fn as_block(x: &[f32]) -> &[f32; QK] {
     x.try_into().expect("legacy block holds 32 values")
 }
 
 /// Smallest and largest element, starting from ±FLT_MAX as the C code does.
+#[inline(always)]
 fn min_max(x: &[f32; QK]) -> (f32, f32) {
     let (mut min, mut max) = (f32::MAX, -f32::MAX);
     for &v in x {
@@ -80,6 +82,7 @@ fn min_max(x: &[f32; QK]) -> (f32, f32) {
 }
 
 /// `d ? 1.0f/d : 0.0f`.
+#[inline(always)]
 fn inverse(d: f32) -> f32 {
     if d != 0.0 {
         1.0 / d
@@ -90,12 +93,14 @@ fn inverse(d: f32) -> f32 {
 
 /// Byte j holds element j in the low nibble and element j + 16 in the high nibble. The Q4
 /// reference ORs the codes unmasked, so this does not mask either.
+#[inline(always)]
 fn pack_nibbles(q: &[u8; QK]) -> [u8; QK / 2] {
     std::array::from_fn(|j| q[j] | (q[j + QK / 2] << 4))
 }
 
 /// The 5-bit layout: low nibbles as [`pack_nibbles`] (masked, as the Q5 reference does) and
 /// bit 4 of element j in bit j of `qh`.
+#[inline(always)]
 fn pack_q5(q: &[u8; QK]) -> ([u8; QK / 2], [u8; 4]) {
     let mut qh = 0u32;
     for (j, &c) in q.iter().enumerate() {
@@ -119,6 +124,7 @@ impl QuantBlock for BlockQ4_0 {
     const TYPE: GgmlType = GgmlType::Q4_0;
     const ELEMS: usize = QK;
 
+    #[inline(always)]
     fn quantize(x: &[f32]) -> Self {
         let x = as_block(x);
         let d = signed_absmax(x).0 / -8.0;
@@ -143,6 +149,7 @@ impl QuantBlock for BlockQ4_1 {
     const TYPE: GgmlType = GgmlType::Q4_1;
     const ELEMS: usize = QK;
 
+    #[inline(always)]
     fn quantize(x: &[f32]) -> Self {
         let x = as_block(x);
         let (min, max) = min_max(x);
@@ -168,6 +175,7 @@ impl QuantBlock for BlockQ5_0 {
     const TYPE: GgmlType = GgmlType::Q5_0;
     const ELEMS: usize = QK;
 
+    #[inline(always)]
     fn quantize(x: &[f32]) -> Self {
         let x = as_block(x);
         let d = signed_absmax(x).0 / -16.0;
@@ -194,6 +202,7 @@ impl QuantBlock for BlockQ5_1 {
     const TYPE: GgmlType = GgmlType::Q5_1;
     const ELEMS: usize = QK;
 
+    #[inline(always)]
     fn quantize(x: &[f32]) -> Self {
         let x = as_block(x);
         let (min, max) = min_max(x);
@@ -223,6 +232,7 @@ impl QuantBlock for BlockQ8_0 {
     const TYPE: GgmlType = GgmlType::Q8_0;
     const ELEMS: usize = QK;
 
+    #[inline(always)]
     fn quantize(x: &[f32]) -> Self {
         let x = as_block(x);
         let mut amax = 0.0f32;

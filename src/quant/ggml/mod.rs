@@ -21,6 +21,7 @@ mod search;
 pub use kquants::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K};
 pub use legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0};
 
+use crate::kernels::Kernel;
 use std::fmt;
 
 /// A ggml tensor element type that this crate can write and read.
@@ -282,14 +283,38 @@ pub trait QuantBlock: bytemuck::Pod {
     const ELEMS: usize;
     /// Quantizes exactly [`Self::ELEMS`] finite values.
     fn quantize(x: &[f32]) -> Self;
+    /// Quantizes `out.len()` consecutive blocks of finite values, `x.len() == out.len() *
+    /// ELEMS` (types whose scale search runs several blocks at once override it).
+    #[inline(always)]
+    fn quantize_blocks(x: &[f32], out: &mut [Self]) {
+        for (x, b) in x.chunks_exact(Self::ELEMS).zip(out) {
+            *b = Self::quantize(x);
+        }
+    }
     /// Writes the block's [`Self::ELEMS`] values into `y`.
     fn dequantize(&self, y: &mut [f32]);
 }
 
+/// Quantizes whole blocks, compiled for the CPU's extensions (one kernel per block type keeps
+/// each small enough for the compiler to vectorize well).
 fn quantize_blocks<B: QuantBlock>(src: &[f32], dst: &mut [u8]) {
-    let blocks: &mut [B] = bytemuck::cast_slice_mut(dst);
-    for (x, b) in src.chunks_exact(B::ELEMS).zip(blocks) {
-        *b = B::quantize(x);
+    crate::kernels::run(QuantizeBlocks::<B> {
+        src,
+        dst: bytemuck::cast_slice_mut(dst),
+    });
+}
+
+/// The work of [`quantize_blocks`].
+struct QuantizeBlocks<'a, B> {
+    src: &'a [f32],
+    dst: &'a mut [B],
+}
+
+impl<B: QuantBlock> Kernel for QuantizeBlocks<'_, B> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        B::quantize_blocks(self.src, self.dst)
     }
 }
 
@@ -302,6 +327,7 @@ fn dequantize_blocks<B: QuantBlock>(src: &[u8], dst: &mut [f32]) {
 
 /// f32 -> f16 bits as `GGML_FP32_TO_FP16`: round to nearest even; NaN becomes `0x7E00` with
 /// the sign kept (half would keep payload bits instead).
+#[inline(always)]
 fn f32_to_f16_bits(x: f32) -> u16 {
     if x.is_nan() {
         ((x.to_bits() >> 16) as u16 & 0x8000) | 0x7e00
@@ -329,10 +355,12 @@ struct F16Le([u8; 2]);
 impl F16Le {
     const ZERO: F16Le = F16Le([0; 2]);
 
+    #[inline(always)]
     fn from_f32(x: f32) -> Self {
         F16Le(f32_to_f16_bits(x).to_le_bytes())
     }
 
+    #[inline(always)]
     fn to_f32(self) -> f32 {
         half::f16::from_bits(u16::from_le_bytes(self.0)).to_f32()
     }
@@ -414,6 +442,42 @@ mod tests {
         assert_eq!(f32_to_f16_bits(1.0 + 1.0 / 2048.0), 0x3c00);
         assert_eq!(f32_to_f16_bits(65520.0), 0x7c00);
         assert_eq!(f32_to_f16_bits(-f32::NAN), 0xfe00);
+    }
+
+    #[test]
+    fn cpu_features_change_no_bits() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let src: Vec<f32> = (0..64 * 256)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let v = (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+                // Blocks of very different magnitudes, and some all-zero ones.
+                v * [0.0, 1e-30, 0.02, 3.0, 1e20][i / 256 % 5]
+            })
+            .collect();
+        fn check<B: QuantBlock>(src: &[f32]) {
+            let n = B::TYPE.row_bytes(src.len()).unwrap();
+            let (mut dispatched, mut baseline) = (vec![0u8; n], vec![0u8; n]);
+            B::TYPE.quantize_row(src, &mut dispatched);
+            QuantizeBlocks::<B> {
+                src,
+                dst: bytemuck::cast_slice_mut(&mut baseline),
+            }
+            .run();
+            assert!(dispatched == baseline, "{}", B::TYPE);
+        }
+        check::<BlockQ4_0>(&src);
+        check::<BlockQ4_1>(&src);
+        check::<BlockQ5_0>(&src);
+        check::<BlockQ5_1>(&src);
+        check::<BlockQ8_0>(&src);
+        check::<BlockQ2K>(&src);
+        check::<BlockQ3K>(&src);
+        check::<BlockQ4K>(&src);
+        check::<BlockQ5K>(&src);
+        check::<BlockQ6K>(&src);
     }
 
     #[test]
