@@ -32,6 +32,7 @@ pub use crate::quant::ggml::mix::QuantMix;
 use crate::quant::ggml::mix::{compare_tensor_names, plan_tensor_types, MixModel, TensorDesc};
 use crate::quant::ggml::GgmlType;
 use general::GeneralMetadata;
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 /// Metadata keys that record who wrote the file rather than what it holds: the only keys in
@@ -481,12 +482,19 @@ impl Writer for GgufOutput {
         };
         let chunk_rows = rows.len() / cols.max(1);
         let keep = o.rows.saturating_sub(first_row).min(chunk_rows);
-        let mut values = rows[..keep * cols].to_vec();
-        if let Some(dtype) = o.round_to {
-            values.iter_mut().for_each(|v| *v = dtype.round(*v));
-        }
-        o.transform.apply(&mut values, o.row_len);
-        if o.ty.is_quantized() {
+        let values: Cow<[f32]> = if o.round_to.is_none() && o.transform == ValueTransform::Identity
+        {
+            Cow::Borrowed(&rows[..keep * cols])
+        } else {
+            let mut values = rows[..keep * cols].to_vec();
+            if let Some(dtype) = o.round_to {
+                values.iter_mut().for_each(|v| *v = dtype.round(*v));
+            }
+            o.transform.apply(&mut values, o.row_len);
+            Cow::Owned(values)
+        };
+        // A branch-free pass first (it vectorizes); the position only on failure.
+        if o.ty.is_quantized() && !values.iter().fold(true, |ok, v| ok & v.is_finite()) {
             if let Some(i) = values.iter().position(|v| !v.is_finite()) {
                 return Err(Error::tensor(
                     &self.name,
@@ -512,9 +520,7 @@ impl Writer for GgufOutput {
                 ));
             }
         }
-        let mut out = Vec::with_capacity(values.len() * 4);
-        encode_values(o.ty, &values, &mut out);
-        Ok(out)
+        Ok(encode_values(o.ty, &values))
     }
 
     fn write(&mut self, _t: usize, chunk: Vec<u8>) -> Result<()> {
@@ -533,27 +539,32 @@ impl Writer for GgufOutput {
     }
 }
 
-/// Appends `values` encoded as `ty`, whole blocks for quantized types, which must be finite
-/// (checked by the caller). F16 and BF16 round to nearest even, quieting NaNs, as numpy and
-/// gguf-py do; block types use llama.cpp's reference quantizers, as the tools do.
-fn encode_values(ty: GgmlType, values: &[f32], out: &mut Vec<u8>) {
+/// `values` encoded as `ty`, whole blocks for quantized types, which must be finite (checked
+/// by the caller). F16 and BF16 round to nearest even, quieting NaNs, as numpy and gguf-py do;
+/// block types use llama.cpp's reference quantizers, as the tools do.
+fn encode_values(ty: GgmlType, values: &[f32]) -> Vec<u8> {
     match ty {
-        GgmlType::F32 => values.iter().for_each(|v| out.extend(v.to_le_bytes())),
-        GgmlType::F16 => values
-            .iter()
-            .for_each(|v| out.extend(half::f16::from_f32(*v).to_le_bytes())),
-        GgmlType::BF16 => values
-            .iter()
-            .for_each(|v| out.extend(half::bf16::from_f32(*v).to_le_bytes())),
+        GgmlType::F32 => each_value(values, f32::to_le_bytes),
+        GgmlType::F16 => each_value(values, |v| half::f16::from_f32(v).to_le_bytes()),
+        GgmlType::BF16 => each_value(values, |v| half::bf16::from_f32(v).to_le_bytes()),
         _ => {
-            let start = out.len();
             let bytes = ty
                 .row_bytes(values.len())
                 .expect("chunks hold whole rows of whole blocks");
-            out.resize(start + bytes, 0);
-            ty.quantize_row(values, &mut out[start..]);
+            let mut out = vec![0; bytes];
+            ty.quantize_row(values, &mut out);
+            out
         }
     }
+}
+
+/// The bytes `encode` gives each value, concatenated.
+fn each_value<const N: usize>(values: &[f32], encode: impl Fn(f32) -> [u8; N]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.len() * N);
+    for &v in values {
+        out.extend_from_slice(&encode(v));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -604,30 +615,26 @@ mod tests {
         block[0] = 127.0;
         block[1] = -63.5;
         block[2] = 0.5;
-        let mut out = Vec::new();
-        encode_values(GgmlType::Q8_0, &block, &mut out);
+        let out = encode_values(GgmlType::Q8_0, &block);
         assert_eq!(out.len(), 34);
         assert_eq!(&out[..2], &half::f16::from_f32(1.0).to_le_bytes());
         assert_eq!(out[2] as i8, 127);
         assert_eq!(out[3] as i8, -64);
         assert_eq!(out[4] as i8, 1);
-        let mut zeros = Vec::new();
-        encode_values(GgmlType::Q8_0, &[0.0; 32], &mut zeros);
+        let zeros = encode_values(GgmlType::Q8_0, &[0.0; 32]);
         assert!(zeros.iter().all(|b| *b == 0));
     }
 
     #[test]
     fn bf16_rounds_to_nearest_even_and_quiets_nan() {
-        let mut out = Vec::new();
         let signaling_nan = f32::from_bits(0x7f80_0001);
-        encode_values(
+        let out = encode_values(
             GgmlType::BF16,
             &[
                 f32::from_bits(0x3f80_8000),
                 f32::from_bits(0x3f81_8000),
                 signaling_nan,
             ],
-            &mut out,
         );
         let words: Vec<u16> = out
             .chunks(2)
