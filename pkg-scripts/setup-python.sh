@@ -34,7 +34,8 @@ if ! "$venv/bin/python" -c "import llama_cpp" 2>/dev/null; then
       "$venv/bin/pip" wheel -q --no-deps -w "$cache/wheels" "$sdist"
     wheel=$(ls "$cache"/wheels/llama_cpp_python-$version-*.whl | head -n1)
   fi
-  "$venv/bin/pip" install -q --no-deps "$wheel" diskcache jinja2 typing_extensions
+  "$venv/bin/pip" install -q --no-deps "$wheel"
+  "$venv/bin/pip" install -q diskcache jinja2 typing_extensions
 fi
 echo "LLM_EXPORT_LLAMA_CPP_SRC=$src/vendor/llama.cpp" > "$cache/python-env.sh"
 echo "LLM_EXPORT_PYTHON=$venv/bin/python" >> "$cache/python-env.sh"

@@ -13,6 +13,8 @@ pub mod io;
 pub mod kernels;
 pub mod lora;
 pub mod model;
+pub mod net;
+pub mod ollama;
 pub mod quant;
 
 pub use error::{Error, Result};

@@ -137,9 +137,14 @@ fn mixes_match_llama_quantize() {
 }
 
 #[test]
-fn quantized_merge_equals_quantizing_the_merged_checkpoint() {
-    // The tiny llama's rows are whole k-quant blocks; the adapter changes q/k/v/o projections.
-    let mixes = [QuantMix::Q4_K_M, QuantMix::Q3_K_S, QuantMix::Q5_1];
+fn quantized_merge_is_rounded_once_from_the_f32_merge() {
+    // The tiny llama's rows are whole k-quant blocks; the adapter changes every linear.
+    let mixes = [
+        QuantMix::Q4_K_M,
+        QuantMix::Q3_K_S,
+        QuantMix::Q5_1,
+        QuantMix::BF16,
+    ];
     let gguf = |m: &[QuantMix]| m.iter().map(|m| OutputKind::Gguf(*m)).collect::<Vec<_>>();
     let tmp = tempfile::tempdir().unwrap();
     let mut outputs = gguf(&mixes);
@@ -152,8 +157,8 @@ fn quantized_merge_equals_quantizing_the_merged_checkpoint() {
         None,
         &first,
     );
-    // The merged checkpoint exported on its own, from a folder of the base's name (it names
-    // the files); without our model card, whose tags would go into the metadata.
+    // The merged bf16 checkpoint exported on its own, from a folder of the base's name (it
+    // names the files); without our model card, whose tags would go into the metadata.
     let merged = tmp.path().join("merged/tiny-llama");
     std::fs::create_dir_all(merged.parent().unwrap()).unwrap();
     std::fs::rename(first.join("merged_16bit"), &merged).unwrap();
@@ -174,14 +179,24 @@ fn quantized_merge_equals_quantizing_the_merged_checkpoint() {
     );
     for mix in mixes {
         let a = std::fs::read(file_of(&direct, mix)).unwrap();
-        assert!(
-            a == std::fs::read(file_of(&second, mix)).unwrap(),
-            "{mix}: base + adapter differs from the merged checkpoint"
-        );
+        let two_step = std::fs::read(file_of(&second, mix)).unwrap();
         assert!(
             a != std::fs::read(file_of(&plain, mix)).unwrap(),
             "{mix}: no merge"
         );
+        if mix == QuantMix::BF16 {
+            // Rounding the f32 merge to bf16 once is exactly the bf16 checkpoint.
+            assert!(
+                a == two_step,
+                "bf16 from base + adapter differs from the merged checkpoint"
+            );
+        } else {
+            // Quantized straight from the f32 merge, not from its bf16 rounding.
+            assert!(
+                a != two_step,
+                "{mix}: quantized from the 16-bit intermediate"
+            );
+        }
     }
 }
 

@@ -8,15 +8,17 @@
 //!   (`weights_map`: by layer, then name), `general.quantization_version` and
 //!   `general.file_type` moved to the end of the metadata.
 //!
-//! The values are the merged checkpoint's (merged f32 values rounded to the `merged_16bit`
-//! dtype), so every file is also what those tools make of the `merged_16bit` output.
+//! From base + adapter, the merged f32 values are rounded once, straight into each file's type:
+//! more faithful than going through a 16-bit checkpoint. For `bf16` that is exactly what the
+//! tools make of the bf16 `merged_16bit` output; the other types differ from that two-step path
+//! only where the second rounding would have moved a value.
 //!
 //! One pass feeds every file, so they share one tensor order: llama-quantize's when any file is
 //! a llama-quantize mix, else the converter's. The layout of every file is computed when the
 //! export is planned ([`GgufPlan`]); the writer then emits the header and the tensors in file
 //! order, computed ones (rope factors) when their turn comes, so the sink is never sought.
 
-mod general;
+pub(crate) mod general;
 
 use super::plan::StreamTensor;
 use super::writer::Writer;
@@ -40,10 +42,10 @@ use std::cmp::Ordering;
 pub const PROVENANCE_KEYS: [&str; 1] = ["general.quantized_by"];
 
 /// Our `general.quantized_by`.
-const QUANTIZED_BY: &str = "llm-export";
+pub(crate) const QUANTIZED_BY: &str = "llm-export";
 
 /// `GGML_QNT_VERSION`, written as `general.quantization_version`.
-const QUANTIZATION_VERSION: u32 = 2;
+pub(crate) const QUANTIZATION_VERSION: u32 = 2;
 
 /// The keys llama-quantize sets after copying its input's metadata, which moves them last.
 const QUANTIZE_KEYS: [&str; 2] = ["general.quantization_version", "general.file_type"];
@@ -80,7 +82,7 @@ fn float_mix(dtype: FloatType) -> QuantMix {
     }
 }
 
-fn tensor_type(ty: GgmlType) -> TensorType {
+pub(crate) fn tensor_type(ty: GgmlType) -> TensorType {
     TensorType::from_id(ty.id()).expect("every ggml type is a GGUF tensor type")
 }
 
@@ -90,8 +92,6 @@ struct PlannedTensor {
     conversion: TensorConversion,
     /// GGUF extents (innermost first), rows as written.
     ne: Vec<u64>,
-    /// The merged checkpoint's dtype, when the streamed values are not already in it.
-    round_to: Option<FloatType>,
 }
 
 /// A tensor of a GGUF file, in file order.
@@ -210,14 +210,7 @@ impl GgufPlan {
                     *rows = conversion.rows;
                 }
                 let ne = shape.iter().rev().map(|&d| d as u64).collect();
-                let round_to = (t.modified || t.source.dtype != merged_dtype)
-                    .then_some(merged_dtype)
-                    .filter(|d| *d != FloatType::F32);
-                Some(PlannedTensor {
-                    conversion,
-                    ne,
-                    round_to,
-                })
+                Some(PlannedTensor { conversion, ne })
             })
             .collect();
         let computed = arch.computed_tensors()?;
@@ -358,7 +351,6 @@ struct OutputTensor {
     /// GGUF name, for messages.
     name: String,
     ty: GgmlType,
-    round_to: Option<FloatType>,
     transform: ValueTransform,
     /// Rows kept.
     rows: usize,
@@ -405,7 +397,6 @@ impl GgufOutput {
             tensors[i] = Some(OutputTensor {
                 name: t.conversion.name.clone(),
                 ty: *ty,
-                round_to: t.round_to,
                 transform: t.conversion.transform,
                 rows: t.conversion.rows,
                 // The stream's row: everything but the outermost extent.
@@ -482,14 +473,10 @@ impl Writer for GgufOutput {
         };
         let chunk_rows = rows.len() / cols.max(1);
         let keep = o.rows.saturating_sub(first_row).min(chunk_rows);
-        let values: Cow<[f32]> = if o.round_to.is_none() && o.transform == ValueTransform::Identity
-        {
+        let values: Cow<[f32]> = if o.transform == ValueTransform::Identity {
             Cow::Borrowed(&rows[..keep * cols])
         } else {
             let mut values = rows[..keep * cols].to_vec();
-            if let Some(dtype) = o.round_to {
-                values.iter_mut().for_each(|v| *v = dtype.round(*v));
-            }
             o.transform.apply(&mut values, o.row_len);
             Cow::Owned(values)
         };
@@ -520,7 +507,9 @@ impl Writer for GgufOutput {
                 ));
             }
         }
-        Ok(encode_values(o.ty, &values))
+        let mut out = Vec::new();
+        encode_values(o.ty, &values, &mut out);
+        Ok(out)
     }
 
     fn write(&mut self, _t: usize, chunk: Vec<u8>) -> Result<()> {
@@ -539,32 +528,31 @@ impl Writer for GgufOutput {
     }
 }
 
-/// `values` encoded as `ty`, whole blocks for quantized types, which must be finite (checked
-/// by the caller). F16 and BF16 round to nearest even, quieting NaNs, as numpy and gguf-py do;
-/// block types use llama.cpp's reference quantizers, as the tools do.
-fn encode_values(ty: GgmlType, values: &[f32]) -> Vec<u8> {
+/// Appends `values` encoded as `ty`, whole blocks for quantized types, which must be finite
+/// (checked by the caller). F16 and BF16 round to nearest even, quieting NaNs, as numpy and
+/// gguf-py do; block types use llama.cpp's reference quantizers, as the tools do.
+pub(crate) fn encode_values(ty: GgmlType, values: &[f32], out: &mut Vec<u8>) {
     match ty {
-        GgmlType::F32 => each_value(values, f32::to_le_bytes),
-        GgmlType::F16 => each_value(values, |v| half::f16::from_f32(v).to_le_bytes()),
-        GgmlType::BF16 => each_value(values, |v| half::bf16::from_f32(v).to_le_bytes()),
+        GgmlType::F32 => each_value(values, out, f32::to_le_bytes),
+        GgmlType::F16 => each_value(values, out, |v| half::f16::from_f32(v).to_le_bytes()),
+        GgmlType::BF16 => each_value(values, out, |v| half::bf16::from_f32(v).to_le_bytes()),
         _ => {
+            let start = out.len();
             let bytes = ty
                 .row_bytes(values.len())
                 .expect("chunks hold whole rows of whole blocks");
-            let mut out = vec![0; bytes];
-            ty.quantize_row(values, &mut out);
-            out
+            out.resize(start + bytes, 0);
+            ty.quantize_row(values, &mut out[start..]);
         }
     }
 }
 
-/// The bytes `encode` gives each value, concatenated.
-fn each_value<const N: usize>(values: &[f32], encode: impl Fn(f32) -> [u8; N]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(values.len() * N);
+/// Appends the bytes `encode` gives each value.
+fn each_value<const N: usize>(values: &[f32], out: &mut Vec<u8>, encode: impl Fn(f32) -> [u8; N]) {
+    out.reserve(values.len() * N);
     for &v in values {
         out.extend_from_slice(&encode(v));
     }
-    out
 }
 
 #[cfg(test)]
@@ -615,26 +603,30 @@ mod tests {
         block[0] = 127.0;
         block[1] = -63.5;
         block[2] = 0.5;
-        let out = encode_values(GgmlType::Q8_0, &block);
+        let mut out = Vec::new();
+        encode_values(GgmlType::Q8_0, &block, &mut out);
         assert_eq!(out.len(), 34);
         assert_eq!(&out[..2], &half::f16::from_f32(1.0).to_le_bytes());
         assert_eq!(out[2] as i8, 127);
         assert_eq!(out[3] as i8, -64);
         assert_eq!(out[4] as i8, 1);
-        let zeros = encode_values(GgmlType::Q8_0, &[0.0; 32]);
+        let mut zeros = Vec::new();
+        encode_values(GgmlType::Q8_0, &[0.0; 32], &mut zeros);
         assert!(zeros.iter().all(|b| *b == 0));
     }
 
     #[test]
     fn bf16_rounds_to_nearest_even_and_quiets_nan() {
+        let mut out = Vec::new();
         let signaling_nan = f32::from_bits(0x7f80_0001);
-        let out = encode_values(
+        encode_values(
             GgmlType::BF16,
             &[
                 f32::from_bits(0x3f80_8000),
                 f32::from_bits(0x3f81_8000),
                 signaling_nan,
             ],
+            &mut out,
         );
         let words: Vec<u16> = out
             .chunks(2)

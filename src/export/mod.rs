@@ -3,6 +3,7 @@
 
 pub mod gguf_output;
 pub mod hf_checkpoint;
+pub mod lora_gguf;
 pub mod lora_output;
 pub mod model_card;
 pub mod nf4_checkpoint;

@@ -28,6 +28,12 @@ pub fn model_card(kind: OutputKind, plan: &Plan, adapter: Option<&Adapter>) -> S
             "Merged model (bitsandbytes NF4)",
         ),
         OutputKind::Gguf(_) => ("gguf", "- gguf\n- llama.cpp\n", "Merged model (GGUF)"),
+        OutputKind::LoraGguf(_) => (
+            "gguf",
+            "- gguf\n- lora\n- llama.cpp\n",
+            "LoRA adapter (GGUF)",
+        ),
+        OutputKind::Ollama => ("gguf", "- gguf\n- ollama\n", "Ollama model"),
     };
     let mut card = format!("---\nbase_model: {base}\nlibrary_name: {library}\ntags:\n{tags}- llm-export\n---\n\n# {title}\n\n");
     let _ = match kind {
@@ -48,6 +54,16 @@ pub fn model_card(kind: OutputKind, plan: &Plan, adapter: Option<&Adapter>) -> S
             "`{base}` with the adapter merged in, converted to GGUF ({mix}) as llama.cpp's \
              convert_hf_to_gguf.py{} does, exported by llm-export.",
             if written_by_converter(mix) { "" } else { " and llama-quantize" }
+        ),
+        OutputKind::LoraGguf(ty) => writeln!(
+            card,
+            "A GGUF LoRA adapter ({ty}) for `{base}`, as llama.cpp's convert_lora_to_gguf.py writes it, \
+             with PEFT's per-module scales expressed exactly, exported by llm-export."
+        ),
+        OutputKind::Ollama => writeln!(
+            card,
+            "An Ollama Modelfile for `{base}` with the adapter merged in; its TEMPLATE reproduces the \
+             model's chat template. Create the model with `ollama create NAME -f Modelfile`."
         ),
     };
     if let Some(a) = adapter {

@@ -3,10 +3,13 @@
 //! byte is written; nothing downstream re-validates.
 
 use super::gguf_output::{cli_name, parse_mix, GgufPlan, QuantMix};
+use super::lora_gguf::{self, LoraGgufPlan};
 use crate::error::{Error, Result};
 use crate::lora::{Adapter, LoraPair};
 use crate::model::tensor::DenseTensor;
+use crate::model::vocab::load_vocab;
 use crate::model::{BaseModel, FloatType, HfConfig, ModelTensor, Storage};
+use crate::ollama::{self, Modelfile, ModelfileSpec};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
@@ -22,6 +25,10 @@ pub enum OutputKind {
     Merged4,
     /// The merged model as a GGUF file of one quantization mix.
     Gguf(QuantMix),
+    /// The adapter as a GGUF LoRA adapter for llama.cpp, tensors of one type.
+    LoraGguf(QuantMix),
+    /// An Ollama `Modelfile` for the first GGUF of the run.
+    Ollama,
 }
 
 impl OutputKind {
@@ -32,6 +39,8 @@ impl OutputKind {
             OutputKind::Merged16 => "merged_16bit".into(),
             OutputKind::Merged4 => "merged_4bit".into(),
             OutputKind::Gguf(mix) => cli_name(mix),
+            OutputKind::LoraGguf(mix) => lora_gguf::cli_name(mix).into(),
+            OutputKind::Ollama => "ollama".into(),
         }
     }
 }
@@ -52,12 +61,16 @@ impl FromStr for OutputKind {
                 ))
             });
         }
+        if let Some(ty) = name.strip_prefix("lora_gguf") {
+            return lora_gguf::parse_type(ty).map(OutputKind::LoraGguf);
+        }
         match name.as_str() {
             "lora" => Ok(OutputKind::Lora),
             "merged_16bit" => Ok(OutputKind::Merged16),
             "merged_4bit" | "merged_4bit_forced" => Ok(OutputKind::Merged4),
+            "ollama" => Ok(OutputKind::Ollama),
             _ => Err(Error::usage(format!(
-                "unknown output `{s}`; expected one of: lora, merged_16bit, merged_4bit, gguf:<type>"
+                "unknown output `{s}`; expected one of: lora, merged_16bit, merged_4bit, gguf:<type>, lora-gguf[:<type>], ollama"
             ))),
         }
     }
@@ -136,6 +149,10 @@ pub struct Plan {
     pub notes: Vec<String>,
     /// Layouts and names of the GGUF outputs, when any is requested.
     pub gguf: Option<GgufPlan>,
+    /// Layouts and names of the GGUF LoRA outputs, when any is requested.
+    pub lora_gguf: Option<LoraGgufPlan>,
+    /// The Ollama Modelfile, when `--to ollama` was asked for.
+    pub modelfile: Option<Modelfile>,
 }
 
 impl Plan {
@@ -160,6 +177,18 @@ impl Plan {
         if outputs.contains(&OutputKind::Lora) && adapter.is_none() {
             return Err(Error::usage(
                 "`--to lora` needs an adapter: pass --adapter DIR",
+            ));
+        }
+        let lora_gguf_types: Vec<QuantMix> = outputs
+            .iter()
+            .filter_map(|o| match o {
+                OutputKind::LoraGguf(t) => Some(*t),
+                _ => None,
+            })
+            .collect();
+        if !lora_gguf_types.is_empty() && adapter.is_none() {
+            return Err(Error::usage(
+                "`--to lora-gguf` needs an adapter: pass --adapter DIR",
             ));
         }
         let mut notes = Vec::new();
@@ -232,14 +261,14 @@ impl Plan {
                 _ => None,
             })
             .collect();
+        // Training may have changed the tokenizer; the adapter's then ships with the model.
+        let tokenizer_dir = match adapter {
+            Some(a) if a.dir.open("tokenizer_config.json")?.is_some() => a.dir.as_ref(),
+            _ => base.dir.as_ref(),
+        };
         let gguf = if gguf_mixes.is_empty() {
             None
         } else {
-            // Training may have changed the tokenizer; the adapter's then ships with the model.
-            let tokenizer_dir = match adapter {
-                Some(a) if a.dir.open("tokenizer_config.json")?.is_some() => a.dir.as_ref(),
-                _ => base.dir.as_ref(),
-            };
             Some(GgufPlan::new(
                 base.dir.as_ref(),
                 tokenizer_dir,
@@ -250,6 +279,34 @@ impl Plan {
                 &gguf_mixes,
             )?)
         };
+        let lora_gguf = match adapter {
+            Some(a) if !lora_gguf_types.is_empty() => {
+                let p = LoraGgufPlan::new(base, a, &tensors, &lora_gguf_types)?;
+                notes.extend(p.note.as_ref().map(|n| format!("lora-gguf: {n}")));
+                Some(p)
+            }
+            _ => None,
+        };
+        let modelfile = if outputs.contains(&OutputKind::Ollama) {
+            // The Modelfile names the first GGUF the user asked for.
+            let first = options.outputs.iter().find_map(|o| match o {
+                OutputKind::Gguf(mix) => Some(*mix),
+                _ => None,
+            });
+            let (Some(mix), Some(g)) = (first, &gguf) else {
+                return Err(Error::usage(
+                    "`--to ollama` needs a GGUF from the same run (e.g. --to gguf:q4_k_m); \
+                     for an existing GGUF use `llm-export modelfile FILE.gguf`",
+                ));
+            };
+            let file = g.file_name(mix).expect("planned GGUF files have names");
+            let vocab = load_vocab(tokenizer_dir, &merged_config)?;
+            let modelfile = ollama::modelfile(&ModelfileSpec::from_vocab(&vocab, file))?;
+            notes.extend(modelfile.warnings.iter().map(|w| format!("ollama: {w}")));
+            Some(modelfile)
+        } else {
+            None
+        };
         Ok(Plan {
             outputs,
             options,
@@ -258,6 +315,8 @@ impl Plan {
             base_dtype: base.dtype(),
             notes,
             gguf,
+            lora_gguf,
+            modelfile,
         })
     }
 
@@ -265,10 +324,14 @@ impl Plan {
     pub fn top_level_names(&self) -> Vec<String> {
         self.outputs
             .iter()
-            .map(|o| match (o, &self.gguf) {
-                (OutputKind::Gguf(t), Some(g)) => {
+            .map(|o| match (o, &self.gguf, &self.lora_gguf) {
+                (OutputKind::Gguf(t), Some(g), _) => {
                     g.file_name(*t).map_or_else(|| o.name(), str::to_string)
                 }
+                (OutputKind::LoraGguf(t), _, Some(l)) => {
+                    l.file_name(*t).map_or_else(|| o.name(), str::to_string)
+                }
+                (OutputKind::Ollama, _, _) => "Modelfile".into(),
                 _ => o.name(),
             })
             .collect()

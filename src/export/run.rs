@@ -2,7 +2,8 @@
 //! checked, and handed to every writer; chunks run in parallel and are written in order.
 
 use super::gguf_output::GgufOutput;
-use super::hf_checkpoint::{Merged16Writer, SupportFiles};
+use super::hf_checkpoint::{write_file, Merged16Writer, SupportFiles};
+use super::lora_gguf::write_lora_gguf;
 use super::lora_output::write_lora;
 use super::model_card::model_card;
 use super::nf4_checkpoint::Nf4Writer;
@@ -66,6 +67,14 @@ pub fn export(
     for kind in &plan.outputs {
         match kind {
             OutputKind::Lora => write_lora(out, adapter.expect("plan checked the adapter"), plan)?,
+            OutputKind::LoraGguf(ty) => write_lora_gguf(
+                out,
+                adapter.expect("plan checked the adapter"),
+                plan.lora_gguf
+                    .as_ref()
+                    .expect("the plan lays out requested LoRA GGUF outputs"),
+                *ty,
+            )?,
             OutputKind::Merged16 => {
                 writers.push(Box::new(Merged16Writer::new(out, plan, support(*kind))))
             }
@@ -80,6 +89,13 @@ pub fn export(
                 *mix,
                 plan.options.allow_nonfinite,
             )?)),
+            OutputKind::Ollama => {
+                let modelfile = plan
+                    .modelfile
+                    .as_ref()
+                    .expect("the plan builds the Modelfile");
+                write_file(out, "Modelfile", modelfile.render().as_bytes())?
+            }
         }
     }
     if !writers.is_empty() {

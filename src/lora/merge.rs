@@ -21,7 +21,8 @@ pub struct Delta {
     delta_type: Option<FloatType>,
 }
 
-fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+/// `m` (`rows` x `cols`, row-major) transposed.
+pub(crate) fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut t = vec![0f32; m.len()];
     for r in 0..rows {
         for c in 0..cols {

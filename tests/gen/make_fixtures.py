@@ -78,7 +78,6 @@ QUANT_BASES = [
     ("tiny-llama-nf4-dq", "nf4", True),
     ("tiny-llama-nf4", "nf4", False),
     ("tiny-llama-fp4-dq", "fp4", True),
-    ("tiny-llama-fp4", "fp4", False),
 ]
 
 CHATML_TEMPLATE = (
@@ -98,7 +97,6 @@ DEQUANT_SUBSET = {
     "tiny-llama-nf4-dq": [L0 + "self_attn.k_proj.weight", L1 + "mlp.down_proj.weight"],
     "tiny-llama-nf4": [L0 + "self_attn.k_proj.weight"],
     "tiny-llama-fp4-dq": [L0 + "self_attn.k_proj.weight"],
-    "tiny-llama-fp4": [L0 + "self_attn.k_proj.weight"],
 }
 MERGED_SUBSET = {
     "lora-plain": [L0 + "self_attn.k_proj.weight", L1 + "mlp.down_proj.weight"],

@@ -1,6 +1,7 @@
 //! The `llm-export` command line: parses arguments, wires the library, reports.
 
 mod args;
+mod ollama;
 mod progress;
 mod report;
 
@@ -22,10 +23,12 @@ fn main() -> ExitCode {
     let json = match &cli.command {
         Command::Export(a) => a.report.json,
         Command::Inspect(a) => a.report.json,
+        Command::Modelfile(a) => a.report.json,
     };
     let result = match cli.command {
         Command::Export(a) => run_export(a),
         Command::Inspect(a) => run_inspect(a),
+        Command::Modelfile(a) => ollama::run_modelfile(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -83,9 +86,24 @@ fn run_export(a: ExportArgs) -> Result<()> {
             eprintln!("note: {note}");
         }
     }
+    if a.ollama.ollama_create.is_some() && plan.modelfile.is_none() {
+        return Err(Error::usage(
+            "--ollama-create needs --to ollama (and a --to gguf:<type>)",
+        ));
+    }
     let bar = progress::Bar::new(show);
     let report = export(&base, adapter.as_ref(), &plan, &out, &|e| bar.on_event(e))?;
     bar.finish();
+    if let (Some(name), Some(modelfile)) = (&a.ollama.ollama_create, &plan.modelfile) {
+        let gguf = modelfile.from.trim_start_matches("./");
+        let file = FsDir::open(&a.out)?.require(gguf, "written by this export")?;
+        let model = llm_export::ollama::Blob {
+            name: gguf.to_string(),
+            file,
+            digest: None,
+        };
+        ollama::push(&a.ollama, name, modelfile, model, None, !show)?;
+    }
     let seconds = started.elapsed().as_secs_f64();
     if a.report.json {
         println!(
