@@ -34,6 +34,7 @@ pub use crate::quant::ggml::mix::QuantMix;
 use crate::quant::ggml::mix::{compare_tensor_names, plan_tensor_types, MixModel, TensorDesc};
 use crate::quant::ggml::GgmlType;
 use general::GeneralMetadata;
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 /// Metadata keys that record who wrote the file rather than what it holds: the only keys in
@@ -472,9 +473,15 @@ impl Writer for GgufOutput {
         };
         let chunk_rows = rows.len() / cols.max(1);
         let keep = o.rows.saturating_sub(first_row).min(chunk_rows);
-        let mut values = rows[..keep * cols].to_vec();
-        o.transform.apply(&mut values, o.row_len);
-        if o.ty.is_quantized() {
+        let values: Cow<[f32]> = if o.transform == ValueTransform::Identity {
+            Cow::Borrowed(&rows[..keep * cols])
+        } else {
+            let mut values = rows[..keep * cols].to_vec();
+            o.transform.apply(&mut values, o.row_len);
+            Cow::Owned(values)
+        };
+        // A branch-free pass first (it vectorizes); the position only on failure.
+        if o.ty.is_quantized() && !values.iter().fold(true, |ok, v| ok & v.is_finite()) {
             if let Some(i) = values.iter().position(|v| !v.is_finite()) {
                 return Err(Error::tensor(
                     &self.name,
@@ -500,7 +507,7 @@ impl Writer for GgufOutput {
                 ));
             }
         }
-        let mut out = Vec::with_capacity(values.len() * 4);
+        let mut out = Vec::new();
         encode_values(o.ty, &values, &mut out);
         Ok(out)
     }
@@ -526,13 +533,9 @@ impl Writer for GgufOutput {
 /// gguf-py do; block types use llama.cpp's reference quantizers, as the tools do.
 pub(crate) fn encode_values(ty: GgmlType, values: &[f32], out: &mut Vec<u8>) {
     match ty {
-        GgmlType::F32 => values.iter().for_each(|v| out.extend(v.to_le_bytes())),
-        GgmlType::F16 => values
-            .iter()
-            .for_each(|v| out.extend(half::f16::from_f32(*v).to_le_bytes())),
-        GgmlType::BF16 => values
-            .iter()
-            .for_each(|v| out.extend(half::bf16::from_f32(*v).to_le_bytes())),
+        GgmlType::F32 => each_value(values, out, f32::to_le_bytes),
+        GgmlType::F16 => each_value(values, out, |v| half::f16::from_f32(v).to_le_bytes()),
+        GgmlType::BF16 => each_value(values, out, |v| half::bf16::from_f32(v).to_le_bytes()),
         _ => {
             let start = out.len();
             let bytes = ty
@@ -541,6 +544,14 @@ pub(crate) fn encode_values(ty: GgmlType, values: &[f32], out: &mut Vec<u8>) {
             out.resize(start + bytes, 0);
             ty.quantize_row(values, &mut out[start..]);
         }
+    }
+}
+
+/// Appends the bytes `encode` gives each value.
+fn each_value<const N: usize>(values: &[f32], out: &mut Vec<u8>, encode: impl Fn(f32) -> [u8; N]) {
+    out.reserve(values.len() * N);
+    for &v in values {
+        out.extend_from_slice(&encode(v));
     }
 }
 

@@ -140,10 +140,12 @@ fn one_block<B: QuantBlock>(x: &[f32]) -> B {
 /// l, l+32, l+64, l+96 in bits 0-1, 2-3, 4-5, 6-7.
 #[inline(always)]
 fn pack_2bit(l: &[u8; QK_K]) -> [u8; QK_K / 4] {
-    std::array::from_fn(|i| {
+    let mut qs = [0u8; QK_K / 4];
+    for (i, q) in qs.iter_mut().enumerate() {
         let (j, k) = (i / 32 * 128, i % 32);
-        l[j + k] | (l[j + k + 32] << 2) | (l[j + k + 64] << 4) | (l[j + k + 96] << 6)
-    })
+        *q = l[j + k] | (l[j + k + 32] << 2) | (l[j + k + 64] << 4) | (l[j + k + 96] << 6);
+    }
+    qs
 }
 
 /// All 256 codes of the [`pack_2bit`] layout.
@@ -648,14 +650,15 @@ impl BlockQ6K {
         let mut ql = [0u8; QK_K / 2];
         let mut qh = [0u8; QK_K / 4];
         for half in 0..QK_K / 128 {
-            let q: [u8; 128] = std::array::from_fn(|i| l[128 * half + i] as u8);
+            let q = &l[128 * half..128 * (half + 1)];
+            let q = |i: usize| q[i] as u8;
             for k in 0..32 {
-                ql[64 * half + k] = (q[k] & 0xf) | ((q[k + 64] & 0xf) << 4);
-                ql[64 * half + k + 32] = (q[k + 32] & 0xf) | ((q[k + 96] & 0xf) << 4);
-                qh[32 * half + k] = (q[k] >> 4)
-                    | ((q[k + 32] >> 4) << 2)
-                    | ((q[k + 64] >> 4) << 4)
-                    | ((q[k + 96] >> 4) << 6);
+                ql[64 * half + k] = (q(k) & 0xf) | ((q(k + 64) & 0xf) << 4);
+                ql[64 * half + k + 32] = (q(k + 32) & 0xf) | ((q(k + 96) & 0xf) << 4);
+                qh[32 * half + k] = (q(k) >> 4)
+                    | ((q(k + 32) >> 4) << 2)
+                    | ((q(k + 64) >> 4) << 4)
+                    | ((q(k + 96) >> 4) << 6);
             }
         }
         BlockQ6K {

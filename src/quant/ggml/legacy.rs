@@ -95,18 +95,23 @@ fn inverse(d: f32) -> f32 {
 /// reference ORs the codes unmasked, so this does not mask either.
 #[inline(always)]
 fn pack_nibbles(q: &[u8; QK]) -> [u8; QK / 2] {
-    std::array::from_fn(|j| q[j] | (q[j + QK / 2] << 4))
+    let mut qs = [0u8; QK / 2];
+    for (j, b) in qs.iter_mut().enumerate() {
+        *b = q[j] | (q[j + QK / 2] << 4);
+    }
+    qs
 }
 
 /// The 5-bit layout: low nibbles as [`pack_nibbles`] (masked, as the Q5 reference does) and
 /// bit 4 of element j in bit j of `qh`.
 #[inline(always)]
 fn pack_q5(q: &[u8; QK]) -> ([u8; QK / 2], [u8; 4]) {
-    let mut qh = 0u32;
-    for (j, &c) in q.iter().enumerate() {
+    let (mut qh, mut low) = (0u32, [0u8; QK]);
+    for (j, (&c, l)) in q.iter().zip(low.iter_mut()).enumerate() {
         qh |= u32::from((c & 0x10) >> 4) << j;
+        *l = c & 0x0f;
     }
-    (pack_nibbles(&q.map(|c| c & 0x0f)), qh.to_le_bytes())
+    (pack_nibbles(&low), qh.to_le_bytes())
 }
 
 /// Code of element `j` (0..32) of a 4/5-bit block.
@@ -130,7 +135,10 @@ impl QuantBlock for BlockQ4_0 {
         let d = signed_absmax(x).0 / -8.0;
         let id = inverse(d);
         // `MIN(15, (int8_t)(x*id + 8.5f))`, stored into a uint8_t.
-        let q = x.map(|v| (c_float_to_int(v * id + 8.5) as i8).min(15) as u8);
+        let mut q = [0u8; QK];
+        for (q, &v) in q.iter_mut().zip(x) {
+            *q = (c_float_to_int(v * id + 8.5) as i8).min(15) as u8;
+        }
         BlockQ4_0 {
             d: F16Le::from_f32(d),
             qs: pack_nibbles(&q),
@@ -155,7 +163,10 @@ impl QuantBlock for BlockQ4_1 {
         let (min, max) = min_max(x);
         let d = (max - min) / 15.0;
         let id = inverse(d);
-        let q = x.map(|v| (c_float_to_int((v - min) * id + 0.5) as i8).min(15) as u8);
+        let mut q = [0u8; QK];
+        for (q, &v) in q.iter_mut().zip(x) {
+            *q = (c_float_to_int((v - min) * id + 0.5) as i8).min(15) as u8;
+        }
         BlockQ4_1 {
             d: F16Le::from_f32(d),
             m: F16Le::from_f32(min),
@@ -180,7 +191,10 @@ impl QuantBlock for BlockQ5_0 {
         let x = as_block(x);
         let d = signed_absmax(x).0 / -16.0;
         let id = inverse(d);
-        let q = x.map(|v| (c_float_to_int(v * id + 16.5) as i8).min(31) as u8);
+        let mut q = [0u8; QK];
+        for (q, &v) in q.iter_mut().zip(x) {
+            *q = (c_float_to_int(v * id + 16.5) as i8).min(31) as u8;
+        }
         let (qs, qh) = pack_q5(&q);
         BlockQ5_0 {
             d: F16Le::from_f32(d),
@@ -209,7 +223,10 @@ impl QuantBlock for BlockQ5_1 {
         let d = (max - min) / 31.0;
         let id = inverse(d);
         // No clamp here in the reference: `(uint8_t)(x + 0.5f)`.
-        let q = x.map(|v| c_float_to_int((v - min) * id + 0.5) as u8);
+        let mut q = [0u8; QK];
+        for (q, &v) in q.iter_mut().zip(x) {
+            *q = c_float_to_int((v - min) * id + 0.5) as u8;
+        }
         let (qs, qh) = pack_q5(&q);
         BlockQ5_1 {
             d: F16Le::from_f32(d),
@@ -241,9 +258,13 @@ impl QuantBlock for BlockQ8_0 {
         }
         let d = amax / 127.0;
         let id = inverse(d);
+        let mut qs = [0i8; QK];
+        for (q, &v) in qs.iter_mut().zip(x) {
+            *q = c_roundf_to_int(v * id) as i8;
+        }
         BlockQ8_0 {
             d: F16Le::from_f32(d),
-            qs: x.map(|v| c_roundf_to_int(v * id) as i8),
+            qs,
         }
     }
 
