@@ -23,6 +23,16 @@ pub struct TensorLine {
     pub shape: Vec<usize>,
 }
 
+impl From<&crate::formats::safetensors::RawTensor> for TensorLine {
+    fn from(t: &crate::formats::safetensors::RawTensor) -> Self {
+        TensorLine {
+            name: t.name.clone(),
+            dtype: format!("{:?}", t.dtype),
+            shape: t.shape.clone(),
+        }
+    }
+}
+
 /// 4-bit quantization details of a base model.
 #[derive(Debug, Serialize)]
 pub struct Quantization {
@@ -234,15 +244,7 @@ pub fn inspect_gguf(file: crate::io::InputFile) -> Result<Summary> {
 /// Summarizes one safetensors file.
 pub fn inspect_safetensors(file: crate::io::InputFile) -> Result<Summary> {
     let st = SafetensorsFile::open(file)?;
-    let tensors = st
-        .tensors
-        .iter()
-        .map(|t| TensorLine {
-            name: t.name.clone(),
-            dtype: format!("{:?}", t.dtype),
-            shape: t.shape.clone(),
-        })
-        .collect();
+    let tensors = st.tensors.iter().map(TensorLine::from).collect();
     Ok(Summary::Safetensors {
         tensors,
         metadata: st.metadata,
@@ -321,15 +323,6 @@ fn adapter_summary(a: &Adapter) -> AdapterSummary {
             .values()
             .filter(|e| e.replacement.is_some())
             .count(),
-        tensors: a
-            .weights
-            .tensors
-            .iter()
-            .map(|t| TensorLine {
-                name: t.name.clone(),
-                dtype: format!("{:?}", t.dtype),
-                shape: t.shape.clone(),
-            })
-            .collect(),
+        tensors: a.weights.tensors.iter().map(TensorLine::from).collect(),
     }
 }
